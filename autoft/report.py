@@ -1,0 +1,260 @@
+"""Writing the report of a study: ``report.md`` and ``report.json``, from the study storage alone.
+
+Every number comes from the study: the search stores the dataset summary, backbone, space and runs
+as study user attributes and each trial's measurements as trial user attributes, so
+``autoft report DIR`` rebuilds the same report from ``DIR/study.db`` without the data or the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autoft.budget import format_duration
+from autoft.errors import StudyError
+from autoft.recommend import Recommendation, recommend, trial_records
+
+__all__ = ["STUDY_FILE", "build_report", "load_study", "render_markdown", "storage_url",
+           "write_report"]
+
+#: Name of the SQLite study file inside an output folder.
+STUDY_FILE = "study.db"
+#: Default study name.
+STUDY_NAME = "autoft"
+
+
+def storage_url(out_dir: str | Path) -> str:
+    """The Optuna RDB URL of the study file in ``out_dir``."""
+    return f"sqlite:///{(Path(out_dir) / STUDY_FILE).resolve()}"
+
+
+def load_study(out_dir: str | Path, study_name: str | None = None) -> optuna.Study:
+    """Open the study stored in an output folder.
+
+    Args:
+        out_dir: The search's output folder (holding ``study.db``).
+        study_name: The study's name; None for the only study in the file. Default None.
+
+    Raises:
+        StudyError: No study file in ``out_dir``, or no (unique) study in it.
+    """
+    path = Path(out_dir) / STUDY_FILE
+    if not path.is_file():
+        raise StudyError(
+            f"no study file {str(path)!r}; give the --out folder of an earlier 'autoft search'"
+        )
+    storage = optuna.storages.RDBStorage(storage_url(out_dir))
+    names = [s.study_name for s in storage.get_all_studies()]
+    if study_name is None:
+        if len(names) != 1:
+            raise StudyError(f"{str(path)!r} holds studies {names}; name one with --study")
+        study_name = names[0]
+    if study_name not in names:
+        raise StudyError(f"{str(path)!r} has no study {study_name!r}; it holds {names}")
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe (NaN and infinities become None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def snippet(info: dict[str, Any], rec: Recommendation) -> str:
+    """Python code that reproduces the recommended fine-tune with :func:`autoft.fine_tune`."""
+    paths = info.get("data_paths", {})
+    data = paths.get("data")
+    lines = ["import autoft", "", f"strategy = autoft.Strategy.from_dict({rec.strategy.to_dict()!r})",
+             "result = autoft.fine_tune("]
+    lines.append(f"    {data!r}," if data else "    data,  # the training data of this study")
+    lines.append("    strategy,")
+    lines.append(f"    model={info.get('backbone')!r},")
+    for key in ("validation", "test"):
+        if paths.get(key):
+            lines.append(f"    {key}={paths[key]!r},")
+    summary = info.get("data", {})
+    lines.append(f"    text_column={summary.get('text_column')!r},")
+    if summary.get("text_pair_column"):
+        lines.append(f"    text_pair_column={summary.get('text_pair_column')!r},")
+    lines.append(f"    label_column={summary.get('label_column')!r},")
+    if not paths.get("validation") and info.get("validation_size") is not None:
+        lines.append(f"    validation_size={info['validation_size']!r},")
+        lines.append(f"    split_seed={info.get('seed', 0)!r},")
+    lines.append(f"    metric={info.get('metric', 'accuracy')!r},")
+    lines.append(f"    max_length={info.get('max_length', 128)!r},")
+    lines.append(f"    evals_per_epoch={info.get('evals_per_epoch', 2)!r},")
+    lines.append(f"    seed={rec_seed(info, rec)!r},")
+    lines.append(")")
+    lines.append(f"print(result.validation_score)  # the study measured {rec.score:.4f}")
+    return "\n".join(lines)
+
+
+def rec_seed(info: dict[str, Any], rec: Recommendation) -> int:
+    """The training seed of the recommended trial."""
+    return int(info.get("trial_seeds", {}).get(str(rec.trial_number), info.get("seed", 0)))
+
+
+def build_report(study: optuna.Study) -> dict[str, Any]:
+    """Collect everything the report shows into one JSON-serialisable dict.
+
+    Raises:
+        StudyError: The study was not made by ``autoft search`` (it lacks autoft's attributes).
+    """
+    info = study.user_attrs.get("autoft")
+    if not isinstance(info, dict):
+        raise StudyError(
+            f"study {study.study_name!r} was not made by autoft search (no 'autoft' attributes)"
+        )
+    trials = study.get_trials(deepcopy=False)
+    records = trial_records(trials)
+    info = dict(info)
+    info["trial_seeds"] = {str(r["number"]): r["seed"] for r in records if r["seed"] is not None}
+    rec = recommend(study, info.get("metric", "accuracy"), int(info.get("num_layers", 0)))
+    runs = study.user_attrs.get("runs", [])
+    counts = {state: sum(1 for r in records if r["state"] == state)
+              for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    report = {
+        "autoft_version": info.get("version"),
+        "study_name": study.study_name,
+        "metric": info.get("metric"),
+        "backbone": {
+            "name": info.get("backbone"),
+            "path": info.get("backbone_path"),
+            "model_type": info.get("model_type"),
+            "num_layers": info.get("num_layers"),
+            "total_params": info.get("backbone_params"),
+        },
+        "data": info.get("data"),
+        "data_paths": info.get("data_paths"),
+        "search_space": info.get("space"),
+        "budget": {
+            "runs": runs,
+            "seconds_used": sum(float(r.get("seconds", 0.0)) for r in runs),
+            "trial_seconds_total": sum(float(r["seconds"] or 0.0) for r in records
+                                       if r["seconds"] is not None),
+        },
+        "trial_counts": counts,
+        "trials": records,
+        "recommendation": None if rec is None else rec.to_dict(),
+        "snippet": None if rec is None else snippet(info, rec),
+    }
+    return _clean(report)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.2e}"
+        return f"{value:.{digits}g}" if digits else f"{value:.0f}"
+    return str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The Markdown text of a report built by :func:`build_report`."""
+    data = report.get("data") or {}
+    bb = report.get("backbone") or {}
+    metric = report.get("metric")
+    rec = report.get("recommendation")
+    out: list[str] = ["# autoft report", ""]
+    out += ["## Recommendation", ""]
+    if rec is None:
+        out += ["No trial completed, so there is nothing to recommend yet. Run the search longer "
+                "(a larger --budget or --n-trials); completed trials are kept when it resumes.", ""]
+    else:
+        trial = next(t for t in report["trials"] if t["number"] == rec["trial_number"])
+        out += [f"**{trial['description']}** (trial {rec['trial_number']}): "
+                f"expected {metric} **{rec['score']:.4f}** at about **{rec['seconds']:.0f} s** "
+                f"of training on this machine for {data.get('train_size')} training examples.", "",
+                rec["reason"], ""]
+        out += ["Reproduce it:", "", "```python", report["snippet"], "```", ""]
+    out += ["## Data", ""]
+    out += [
+        f"- source: `{data.get('source')}`; text column `{data.get('text_column')}`"
+        + (f", pair column `{data.get('text_pair_column')}`" if data.get("text_pair_column") else "")
+        + f", label column `{data.get('label_column')}`",
+        f"- classes ({data.get('num_labels')}): "
+        + ", ".join(f"{i} = {n}" for i, n in (data.get("id2label") or {}).items()),
+        f"- train: {data.get('train_size')} examples (per class {data.get('train_class_counts')})",
+        f"- validation: {data.get('validation_size')} examples"
+        + (" (a seeded stratified split of the training data)"
+           if data.get("validation_source") == "split" else ""),
+        f"- test: {data.get('test_size') if data.get('test_size') is not None else 'none'}",
+        "",
+    ]
+    out += ["## Backbone and budget", ""]
+    params = bb.get("total_params")
+    out += [f"- backbone: `{bb.get('name')}` ({bb.get('model_type')}, {bb.get('num_layers')} blocks"
+            + (f", {params / 1e6:.1f}M parameters" if params else "") + ")"]
+    budget = report.get("budget") or {}
+    for i, run in enumerate(budget.get("runs", [])):
+        out.append(
+            f"- run {i + 1}: started {run.get('started')}, {format_duration(run.get('seconds'))} "
+            f"of budget {run.get('budget')}; {run.get('trials_run')} trials; ended because "
+            f"{run.get('stopped_because')}"
+        )
+    out += [f"- wall time used by all runs: {format_duration(budget.get('seconds_used'))}; "
+            f"in trials: {format_duration(budget.get('trial_seconds_total'))}"]
+    counts = report.get("trial_counts", {})
+    out += [f"- trials: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, "
+            f"{counts.get('FAIL', 0)} failed"
+            + (f", {counts['RUNNING']} running" if counts.get("RUNNING") else ""), ""]
+    out += ["## Trials", "",
+            f"Score is the best validation {metric} the trial reached (pruned trials stopped early).",
+            "",
+            "| # | state | frozen | lr | head lr | head | pooling | epochs | batch | score | "
+            "seconds | trainable | note |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in report["trials"]:
+        head = t["head"] or "-"
+        if head == "mlp":
+            head = f"mlp {t['head_depth']}x{t['head_width']}"
+        note = t.get("fail_reason") or ""
+        if t.get("retry_of") is not None:
+            note = f"retry of trial {t['retry_of']}" + (f"; {note}" if note else "")
+        if t.get("status") == "deadline":
+            note = "stopped at the budget's end" + (f"; {note}" if note else "")
+        lr = t["learning_rate"] if t["frozen_layers"] != bb.get("num_layers") else None
+        out.append(
+            f"| {t['number']} | {t['state'].lower()} | {_fmt(t['frozen_layers'])} | {_fmt(lr)} | "
+            f"{_fmt(t['head_learning_rate'])} | {head} | {t['pooling'] or '-'} | "
+            f"{_fmt(t['epochs'])} | {_fmt(t['batch_size'])} | {_fmt(t['score'])} | "
+            f"{_fmt(t['seconds'], 0)} | {_fmt(t['trainable_params'])} | "
+            f"{note.replace('|', '/').replace(chr(10), ' ')} |"
+        )
+    out.append("")
+    return "\n".join(out)
+
+
+def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``trials.csv`` into ``out_dir``.
+
+    Returns:
+        The written paths by kind (``"json"``, ``"markdown"``, ``"csv"``).
+
+    Raises:
+        StudyError: As for :func:`build_report`.
+    """
+    import pandas as pd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = build_report(study)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "csv": out / "trials.csv"}
+    tmp = {k: p.with_suffix(p.suffix + ".tmp") for k, p in paths.items()}
+    tmp["json"].write_text(json.dumps(report, indent=2) + "\n")
+    tmp["markdown"].write_text(render_markdown(report))
+    pd.DataFrame(report["trials"]).to_csv(tmp["csv"], index=False)
+    for key, path in paths.items():
+        tmp[key].replace(path)  # atomic: a crash never leaves half a report
+    return paths
