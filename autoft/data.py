@@ -225,10 +225,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         elif suffix == ".jsonl":
             frame = pd.read_json(path, lines=True)
         elif suffix == ".json":
-            try:
-                frame = pd.read_json(path, lines=True)
-            except ValueError:
-                frame = pd.read_json(path)
+            with path.open(encoding="utf-8") as handle:
+                first = handle.read(4096).lstrip()[:1]
+            frame = pd.read_json(path, lines=first != "[")
         else:
             frame = pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -360,7 +359,7 @@ def _guess_columns(
         lengths = {
             c: frame[c].dropna().astype(str).str.len().mean()
             for c in columns
-            if c != label and frame[c].dtype == object
+            if c != label and not pd.api.types.is_numeric_dtype(frame[c])
         }
         if lengths:
             text = max(lengths, key=lambda c: lengths[c])

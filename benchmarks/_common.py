@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmark scripts: where the shared data is, machine facts, JSON output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("AUTOFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    """Read a GLUE-style TSV (quoting disabled: the sentences contain literal quotes)."""
+    if not path.is_file():
+        raise SystemExit(f"benchmark data {path} not found; set AUTOFT_SHARED_DATA to shared/data")
+    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+
+
+def machine() -> dict[str, Any]:
+    """Facts about the machine the numbers were measured on."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/NAME.json`` and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
