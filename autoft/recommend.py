@@ -76,7 +76,8 @@ class Recommendation:
         cheaper_alternative: Record of the cheapest completed trial within ``tolerance`` of the
             best score, when it costs less than the recommended one; else None.
         comparisons: The best completed trial of full fine-tuning (``"full fine-tuning"``) and of
-            the head-only strategies (``"head only"``), as records, when they were tried.
+            the head-only strategies (``"head only"``; named a linear probe in the text when its
+            head is linear), as records, when they were tried.
     """
 
     trial_number: int
@@ -149,6 +150,8 @@ def recommend(
         if group:
             top = max(group, key=lambda r: r["score"])
             comparisons[label] = top
+            if label == "head only" and top["head"] == "linear":
+                label = "linear probe"
             if top["number"] != best["number"]:
                 parts.append(
                     f"The best {label} trial ({top['number']}) scored {top['score']:.4f} in "

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,16 @@ class SearchResult:
             f"SearchResult({n} trials, best_score_={self.best_score_:.4f}, "
             f"best_strategy_={self.best_strategy_})"
         )
+
+
+@dataclass
+class _RunState:
+    """Bookkeeping of one search run."""
+
+    stopped_because: str = ""
+    failures: int = 0
+    first_failure: str = ""
+    trials_run: int = 0
 
 
 def _now() -> str:
@@ -434,7 +445,7 @@ def search(
             raise optuna.TrialPruned(f"pruned after evaluation {len(outcome.scores)}")
         return float(outcome.best_score)
 
-    state = {"stopped_because": "", "failures": 0, "first_failure": "", "trials_run": 0}
+    state = _RunState()
 
     def target_reached() -> bool:
         return limits.n_trials is not None and sum(
@@ -442,28 +453,28 @@ def search(
         ) >= limits.n_trials
 
     def stopper(study_: optuna.Study, trial: FrozenTrial) -> None:
-        state["trials_run"] += 1
+        state.trials_run += 1
         if progress is not None:
             progress.on_trial_end(trial)
         if trial.state == TrialState.FAIL:
-            state["failures"] += 1
-            if state["failures"] == 1:
-                state["first_failure"] = str(trial.user_attrs.get("fail_reason", "unknown error"))
+            state.failures += 1
+            if state.failures == 1:
+                state.first_failure = str(trial.user_attrs.get("fail_reason", "unknown error"))
         else:
-            state["failures"] = 0
-        if state["failures"] >= MAX_CONSECUTIVE_FAILURES:
-            state["stopped_because"] = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
+            state.failures = 0
+        if state.failures >= MAX_CONSECUTIVE_FAILURES:
+            state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
             study_.stop()
         elif target_reached():
-            state["stopped_because"] = f"the study reached {limits.n_trials} trials"
+            state.stopped_because = f"the study reached {limits.n_trials} trials"
             study_.stop()
         elif deadline is not None and time.monotonic() >= deadline:
-            state["stopped_because"] = f"the time budget ({format_duration(limits.seconds)}) ended"
+            state.stopped_because = f"the time budget ({format_duration(limits.seconds)}) ended"
             study_.stop()
 
     if progress is not None:
         done = [t for t in study.get_trials(deepcopy=False) if _counted(t)]
-        scores = [t.user_attrs.get("best_score") for t in done
+        scores = [float(t.user_attrs["best_score"]) for t in done
                   if t.state == TrialState.COMPLETE and t.user_attrs.get("best_score") is not None]
         progress.on_search_start({
             "deadline": deadline, "n_trials": limits.n_trials, "finished": len(done),
@@ -477,7 +488,7 @@ def search(
     interrupted = False
     try:
         if target_reached():
-            state["stopped_because"] = f"the study already had {limits.n_trials} trials"
+            state.stopped_because = f"the study already had {limits.n_trials} trials"
         else:
             study.optimize(
                 objective, callbacks=[stopper, *callbacks], catch=(Exception,),
@@ -485,25 +496,25 @@ def search(
             )
     except KeyboardInterrupt:
         interrupted = True
-        state["stopped_because"] = "interrupted (Ctrl-C); rerun the same command to resume"
+        state.stopped_because = "interrupted (Ctrl-C); rerun the same command to resume"
         raise
     finally:
         runs = list(study.user_attrs.get("runs", []))
         runs.append({
             "started": started_at, "ended": _now(),
             "seconds": round(time.monotonic() - run_start, 1),
-            "budget": limits.describe(), "trials_run": state["trials_run"],
-            "stopped_because": state["stopped_because"] or "the sampler stopped",
+            "budget": limits.describe(), "trials_run": state.trials_run,
+            "stopped_because": state.stopped_because or "the sampler stopped",
         })
         study.set_user_attr("runs", runs)
         paths = write_report(study, out_dir)
         if progress is not None:
-            progress.on_search_end(state["stopped_because"])
+            progress.on_search_end(state.stopped_because)
         if not interrupted:
             logger.info("report written to %s", paths["markdown"])
-    if state["failures"] >= MAX_CONSECUTIVE_FAILURES:
+    if state.failures >= MAX_CONSECUTIVE_FAILURES:
         raise TrialError(
             f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed, so the search stopped; the first "
-            f"failure: {state['first_failure']}. The report in {str(out_dir)!r} lists them"
+            f"failure: {state.first_failure}. The report in {str(out_dir)!r} lists them"
         )
     return SearchResult(study, out_dir, paths)

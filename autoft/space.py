@@ -254,7 +254,9 @@ class SearchSpace:
             try:
                 raw = yaml.safe_load(path.read_text())
             except yaml.YAMLError as exc:
-                raise SearchSpaceError(f"search space file {str(path)!r} is not valid YAML: {exc}")
+                raise SearchSpaceError(
+                    f"search space file {str(path)!r} is not valid YAML: {exc}"
+                ) from exc
         else:
             raw = copy.deepcopy(source)
         if not isinstance(raw, dict):

@@ -225,7 +225,8 @@ class AutoftClassifier(nn.Module):
         self.encoder = encoder
         self.parts: BackboneParts = locate_parts(encoder)
         self.pooling = pooling
-        hidden = int(encoder.config.hidden_size)
+        config: Any = encoder.config
+        hidden = int(config.hidden_size)
         self.head = build_head(hidden, num_labels, head)
         self._frozen: list[nn.Module] = []
 

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+import autoft
+from autoft.errors import BackboneError, DataError, StudyError, TrialError
+from autoft.report import build_report, load_study, render_markdown
+
+from .helpers import synthetic_texts
+
+# A small space so that searches on the tiny BERT take seconds.
+SPACE = {
+    "frozen_layers": {"type": "int", "low": 0, "high": "L"},
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "head_learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "head": {"type": "categorical", "choices": ["linear", "mlp"]},
+    "head_width": 16,
+    "pooling": "mean",
+    "epochs": 2,
+    "batch_size": 16,
+    "baselines": [
+        {"frozen_layers": 0, "learning_rate": 5e-3, "head_learning_rate": 5e-3, "head": "linear"},
+        {"frozen_layers": "L", "head_learning_rate": 5e-3, "head": "linear"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[str], list[str]]:
+    return synthetic_texts(160)
+
+
+def _search(data, tiny_bert, out, **kwargs):  # type: ignore[no-untyped-def]
+    args = {"model": str(tiny_bert), "space": SPACE, "out": out, "device": "cpu",
+            "validation_size": 40, **kwargs}
+    return autoft.search(data, **args)
+
+
+def test_search_runs_baselines_then_sampler_and_reports(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _search(data, tiny_bert, tmp_path, n_trials=4)
+    trials = pd.DataFrame(result.trials_)
+    assert trials["number"].tolist() == [0, 1, 2, 3]
+    assert trials["frozen_layers"].tolist()[:2] == [0, 4]  # the baselines come first
+    assert set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    # each trial recorded its measured cost and the strategy read back from the model
+    head_only = trials[trials["frozen_layers"] == 4].iloc[0]
+    assert head_only["trainable_params"] == 32 * 2 + 2
+    assert (trials["seconds"] > 0).all() and (trials["examples_trained"] > 0).all()
+    assert result.best_score_ == max(trials.loc[trials["state"] == "COMPLETE", "score"])
+    assert result.best_strategy_ == autoft.Strategy.from_dict(result.best_params_)
+    assert result.best_trial_.number == result.recommendation_.trial_number
+    assert isinstance(result.study_, optuna.Study)
+    for kind in ("json", "markdown", "csv"):
+        assert result.report_paths_[kind].is_file()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["data"]["train_size"] == 120 and report["data"]["validation_size"] == 40
+    assert report["recommendation"]["trial_number"] == result.best_trial_.number
+    assert len(report["trials"]) == 4
+    assert "autoft.fine_tune(" in report["snippet"]
+    md = (tmp_path / "report.md").read_text()
+    assert "## Recommendation" in md and "| 3 |" in md
+
+
+def test_rerun_resumes_the_same_study(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = _search(data, tiny_bert, tmp_path, n_trials=3)
+    before = {t.number: (t.state, t.value, t.params) for t in first.study_.trials}
+    second = _search(data, tiny_bert, tmp_path, n_trials=5)
+    after = {t.number: (t.state, t.value, t.params) for t in second.study_.trials}
+    assert sorted(after) == [0, 1, 2, 3, 4]
+    assert {n: after[n] for n in before} == before  # completed trials kept, not rerun
+    runs = second.study_.user_attrs["runs"]
+    assert [r["trials_run"] for r in runs] == [3, 2]
+    # asking for no more trials than the study has runs nothing
+    third = _search(data, tiny_bert, tmp_path, n_trials=5)
+    assert len(third.study_.trials) == 5
+
+
+def test_interrupted_trial_is_failed_and_retried_once(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _search(data, tiny_bert, tmp_path, n_trials=2)
+    study = load_study(tmp_path)
+    # a run killed mid-trial leaves the trial RUNNING with its sampled parameters
+    stale = study.ask({"frozen_layers": optuna.distributions.IntDistribution(0, 4)})
+    assert stale.number == 2
+    result = _search(data, tiny_bert, tmp_path, n_trials=3)
+    trials = {t.number: t for t in result.study_.trials}
+    assert trials[2].state == TrialState.FAIL
+    assert "interrupted" in trials[2].user_attrs["fail_reason"]
+    assert trials[3].user_attrs["retry_of"] == 2
+    assert trials[3].params["frozen_layers"] == trials[2].params["frozen_layers"]
+    assert len(trials) == 4  # the interrupted trial does not count toward n_trials
+    report = build_report(result.study_)
+    assert "retry of trial 2" in render_markdown(report)
+
+
+def test_resume_with_other_data_refused(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _search(data, tiny_bert, tmp_path, n_trials=1)
+    other = synthetic_texts(160, seed=1)
+    with pytest.raises(StudyError, match="different data"):
+        _search(other, tiny_bert, tmp_path, n_trials=2)
+
+
+def test_time_budget_stops_search(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _search(data, tiny_bert, tmp_path, budget=2.0)
+    runs = result.study_.user_attrs["runs"]
+    assert "time budget" in runs[0]["stopped_because"]
+    assert runs[0]["seconds"] < 2.0 + 5.0
+    assert all(t.state != TrialState.RUNNING for t in result.study_.trials)
+
+
+def test_failing_trials_stop_search_with_first_reason(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch) -> None:
+    import importlib
+
+    search_module = importlib.import_module("autoft.search")  # the module, not the function
+
+    calls = {"n": 0}
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        raise autoft.TrialError(f"training loss became nan (call {calls['n']})")
+
+    monkeypatch.setattr(search_module, "train_strategy", broken)
+    with pytest.raises(TrialError, match=r"3 trials in a row failed.*call 1\)"):
+        _search(data, tiny_bert, tmp_path, n_trials=10)
+    report = json.loads((tmp_path / "report.json").read_text())
+    reasons = [t["fail_reason"] for t in report["trials"]]
+    assert reasons == [f"TrialError: training loss became nan (call {i})" for i in (1, 2, 3)]
+
+
+def test_bad_data_raised_before_model_is_loaded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match="label column 'stars' not found"):
+        autoft.search((["a", "b"], [0, 1]), model=str(tmp_path / "no-model"), label_column="stars",
+                      out=tmp_path, n_trials=1)
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_bad_arguments_raised_early(data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(autoft.AutoftError, match="metric 'f2'"):
+        autoft.search(data, metric="f2", out=tmp_path)
+    with pytest.raises(autoft.BudgetError, match="cannot parse duration 'soon'"):
+        autoft.search(data, budget="soon", out=tmp_path)
+    with pytest.raises(autoft.AutoftError, match="pruner 'asha'"):
+        autoft.search(data, pruner="asha", out=tmp_path)
+    with pytest.raises(BackboneError, match="no config.json"):
+        autoft.search(data, model=str(tmp_path), out=tmp_path / "o", n_trials=1)
+
+
+def test_search_result_from_dir_matches(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _search(data, tiny_bert, tmp_path, n_trials=2, metric="macro_f1")
+    again = autoft.SearchResult.from_dir(tmp_path)
+    assert again.trials_ == result.trials_
+    assert again.best_score_ == result.best_score_
+    assert build_report(again.study_)["metric"] == "macro_f1"
+
+
+def test_ctrl_c_keeps_study_and_rerun_continues(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                monkeypatch) -> None:
+    import importlib
+
+    search_module = importlib.import_module("autoft.search")
+    real = search_module.train_strategy
+    calls = {"n": 0}
+
+    def interrupt_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_strategy", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        _search(data, tiny_bert, tmp_path, n_trials=3)
+    study = load_study(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert (tmp_path / "report.md").is_file()  # the report is written on the way out
+    first_value = study.trials[0].value
+    monkeypatch.setattr(search_module, "train_strategy", real)
+    result = _search(data, tiny_bert, tmp_path, n_trials=3)
+    trials = result.study_.trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert trials[0].value == first_value
+    assert trials[2].user_attrs["retry_of"] == 1  # the interrupted baseline runs again
+    assert trials[2].params == trials[1].params
