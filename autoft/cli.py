@@ -157,18 +157,23 @@ def main(verbose: int) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True, help="Tokens per input.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine sharing the study (journal file storage).")
+@click.option("--storage", default=None, help="Keep the study in a database instead of --out, e.g. "
+              "postgresql://user:pw@host/db; other machines join with 'autoft worker'.")
+@click.option("--study", "study_name", default="autoft", show_default=True, help="Study name.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 def search_command(data: Path, model: str | None, budget: str | None, n_trials: int | None,
                    trial_budget: str | None, out: Path, validation: Path | None, test: Path | None,
                    text_column: str | None, text_pair_column: str | None,
                    label_column: str | None, validation_size: float, space: Path | None,
                    metric: str, pruner: str, device: str, seed: int, max_length: int,
-                   no_progress: bool) -> None:
+                   workers: int, storage: str | None, study_name: str, no_progress: bool) -> None:
     """Search fine-tuning strategies for DATA (CSV, TSV, JSONL or Parquet) and write a report."""
     from rich.console import Console
 
     import autoft
-    from autoft.report import build_report, load_study
+    from autoft.report import build_report
 
     console = Console(stderr=True)
     display = None if no_progress else _Display(console)
@@ -180,7 +185,8 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
             out=out, validation=validation, test=test, text_column=text_column,
             text_pair_column=text_pair_column, label_column=label_column,
             validation_size=size, space=space, metric=metric, pruner=pruner, device=device,
-            seed=seed, max_length=max_length, progress=display,  # type: ignore[arg-type]
+            seed=seed, max_length=max_length, workers=workers, storage=storage,
+            study_name=study_name, progress=display,  # type: ignore[arg-type]
         )
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the study in {out} is kept. Run the same command again "
@@ -189,14 +195,15 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
     except autoft.AutoftError as exc:
         _fail(str(exc))
         return
-    _print_summary(console, build_report(load_study(out)), Path(result.out_dir or out))
+    _print_summary(console, build_report(result.study_), Path(result.out_dir or out))
 
 
 @main.command("report")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
-def report_command(out_dir: Path, study_name: str | None) -> None:
-    """Rebuild the report of OUT_DIR from its study file alone."""
+@click.option("--storage", default=None, help="Read the study from this database URL instead.")
+def report_command(out_dir: Path, study_name: str | None, storage: str | None) -> None:
+    """Rebuild the report of OUT_DIR from its study file (or --storage) alone."""
     from rich.console import Console
 
     import autoft
@@ -204,13 +211,76 @@ def report_command(out_dir: Path, study_name: str | None) -> None:
 
     console = Console(stderr=True)
     try:
-        study = load_study(out_dir, study_name)
+        study = load_study(None if storage else out_dir, study_name, storage)
         paths = write_report(study, out_dir)
         _print_summary(console, build_report(study), out_dir)
     except autoft.AutoftError as exc:
         _fail(str(exc))
         return
     click.echo(str(paths["markdown"]))
+
+
+@main.command("status")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR.")
+@click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
+def status_command(out_dir: Path | None, storage: str | None, study_name: str | None) -> None:
+    """Where a (running) search stands: trials done, running, pruned, failed; best; time left."""
+    import autoft
+    from autoft.budget import format_duration
+    from autoft.report import load_study, study_status
+
+    if out_dir is None and storage is None:
+        _fail("give the search's output folder, or --storage URL --study NAME")
+    try:
+        status = study_status(load_study(out_dir, study_name, storage))
+    except autoft.AutoftError as exc:
+        _fail(str(exc))
+        return
+    c = status["counts"]
+    click.echo(f"study {status['study']}: {c.get('COMPLETE', 0)} complete, "
+               f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed, "
+               f"{c.get('RUNNING', 0)} running, {c.get('WAITING', 0)} waiting")
+    best = status["best"]
+    click.echo("best: -" if best is None else
+               f"best {status['metric']}: {best:.4f} (trial {status['best_trial']})")
+    for run in status["running"]:
+        age = run["heartbeat_age"]
+        click.echo(f"running: trial {run['number']} for {format_duration(run['seconds'])}"
+                   + ("" if age is None else f", last heartbeat {age:.0f}s ago"))
+    left = status["seconds_left"]
+    click.echo("time left: " + ("-" if left is None else format_duration(left)))
+
+
+@main.command("worker")
+@click.option("--storage", default=None, help="Database URL of the study (postgresql://...).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Or the output folder of a local study (journal storage).")
+@click.option("--study", "study_name", default="autoft", show_default=True)
+@click.option("--budget", default=None, help="This worker's wall-clock budget, e.g. 8h.")
+@click.option("--n-trials", type=int, default=None, help="The study's total trial count.")
+@click.option("--trial-budget", default=None, help="Cap on each trial's time.")
+@click.option("--seed", type=int, default=None, help="Sampler seed (default: drawn per worker).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The study's training file, when its stored path does not exist here.")
+@click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def worker_command(storage: str | None, out: Path | None, study_name: str, budget: str | None,
+                   n_trials: int | None, trial_budget: str | None, seed: int | None, device: str,
+                   data: Path | None, validation: Path | None, test: Path | None) -> None:
+    """Join a study as one more worker (e.g. from another machine, through a database)."""
+    import autoft
+    from autoft.search import run_worker
+
+    try:
+        state = run_worker(storage, study_name, out=out, budget=budget, n_trials=n_trials,
+                           trial_budget=trial_budget, seed=seed, device=device, data=data,
+                           validation=validation, test=test)
+    except autoft.AutoftError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"worker ran {state.trials_run} trials; stopped: {state.stopped_because}")
 
 
 if __name__ == "__main__":  # pragma: no cover

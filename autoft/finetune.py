@@ -28,6 +28,7 @@ from autoft.strategy import AutoftClassifier, Strategy, build_classifier
 
 __all__ = [
     "METRICS",
+    "DeadlineReached",
     "EncodedSplit",
     "FineTuneResult",
     "TrialOutcome",
@@ -204,17 +205,28 @@ def _autocast(device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+class DeadlineReached(Exception):
+    """Raised inside an evaluation that passed its deadline; the evaluation does not count."""
+
+
 @torch.inference_mode()
 def predict_logits(
     model: nn.Module, split: EncodedSplit, pad_id: int, device: torch.device,
-    batch_size: int = 128,
+    batch_size: int = 128, deadline: float | None = None,
 ) -> np.ndarray:
-    """Logits of every example, shape ``(N, K)`` float32, in the split's order."""
+    """Logits of every example, shape ``(N, K)`` float32, in the split's order.
+
+    Raises:
+        DeadlineReached: ``time.monotonic()`` passed ``deadline`` between two batches.
+    """
     was_training = model.training
     model.eval()
     order = np.argsort(split.lengths, kind="stable")
     out: np.ndarray | None = None
     for start in range(0, len(order), batch_size):
+        if deadline is not None and time.monotonic() >= deadline:
+            model.train(was_training)
+            raise DeadlineReached
         idx = order[start:start + batch_size]
         batch = collate(split, idx, pad_id, device)
         batch.pop("labels")
@@ -230,10 +242,14 @@ def predict_logits(
 
 def evaluate(
     model: nn.Module, split: EncodedSplit, metric: str, pad_id: int, device: torch.device,
-    batch_size: int = 128,
+    batch_size: int = 128, deadline: float | None = None,
 ) -> float:
-    """Score the model on a split with ``metric`` (see :func:`score_predictions`)."""
-    logits = predict_logits(model, split, pad_id, device, batch_size)
+    """Score the model on a split with ``metric`` (see :func:`score_predictions`).
+
+    Raises:
+        DeadlineReached: The deadline passed during the evaluation.
+    """
+    logits = predict_logits(model, split, pad_id, device, batch_size, deadline)
     return score_predictions(metric, split.labels, logits.argmax(axis=1))
 
 
@@ -351,8 +367,8 @@ def train_strategy(
         device: Torch device or ``"auto"``. Default ``"auto"``.
         seed: Seeds the head's initialisation, dropout and batch order. Default 0.
         evals_per_epoch: Evaluations on the validation split per epoch. Default 2.
-        deadline: A ``time.monotonic()`` value; training stops at the first step after it (the
-            best score so far stands). Default None.
+        deadline: A ``time.monotonic()`` value; training stops at the first step after it, and an
+            evaluation running past it is abandoned (the best score so far stands). Default None.
         report: Called as ``report(eval_index, score)`` after each evaluation (1-based index);
             returning True stops the fine-tune as pruned. Default None.
         keep_best: Restore the weights of the best evaluation at the end (costs a copy of the
@@ -422,7 +438,13 @@ def train_strategy(
 
             if step in evals:
                 t1 = time.monotonic()
-                score = evaluate(model, validation, metric, pad_id, device, eval_batch)
+                try:
+                    score = evaluate(model, validation, metric, pad_id, device, eval_batch,
+                                     deadline)
+                except DeadlineReached:
+                    outcome.eval_seconds += time.monotonic() - t1
+                    outcome.status = "deadline"
+                    break
                 outcome.eval_seconds += time.monotonic() - t1
                 outcome.scores.append(score)
                 outcome.examples_at_eval.append(outcome.examples_trained)
@@ -441,7 +463,7 @@ def train_strategy(
                 stop = True
             if stop:
                 break
-        if stop:
+        if stop or outcome.status == "deadline":
             break
     if keep_best and best_state is not None:
         model.load_state_dict(best_state, strict=False)

@@ -2,7 +2,7 @@
 
 Every number comes from the study: the search stores the dataset summary, backbone, space and runs
 as study user attributes and each trial's measurements as trial user attributes, so
-``autoft report DIR`` rebuilds the same report from ``DIR/study.db`` without the data or the model.
+``autoft report DIR`` rebuilds the same report from the study file alone, without the data or the model.
 """
 
 from __future__ import annotations
@@ -17,45 +17,47 @@ import optuna
 from autoft.budget import format_duration
 from autoft.errors import StudyError
 from autoft.recommend import Recommendation, recommend, trial_records
+from autoft.storage import open_storage
 
-__all__ = ["STUDY_FILE", "build_report", "load_study", "render_markdown", "storage_url",
-           "write_report"]
+__all__ = ["STUDY_NAME", "build_report", "load_study", "render_markdown", "study_runs",
+           "study_status", "write_report"]
 
-#: Name of the SQLite study file inside an output folder.
-STUDY_FILE = "study.db"
 #: Default study name.
 STUDY_NAME = "autoft"
 
 
-def storage_url(out_dir: str | Path) -> str:
-    """The Optuna RDB URL of the study file in ``out_dir``."""
-    return f"sqlite:///{(Path(out_dir) / STUDY_FILE).resolve()}"
-
-
-def load_study(out_dir: str | Path, study_name: str | None = None) -> optuna.Study:
-    """Open the study stored in an output folder.
+def load_study(
+    out_dir: str | Path | None = None, study_name: str | None = None, storage: str | None = None
+) -> optuna.Study:
+    """Open the study of an earlier search.
 
     Args:
-        out_dir: The search's output folder (holding ``study.db``).
-        study_name: The study's name; None for the only study in the file. Default None.
+        out_dir: The search's output folder (holding ``study.db`` or ``study.journal``).
+        study_name: The study's name; None for the only study in the storage. Default None.
+        storage: An RDB URL instead of ``out_dir`` (e.g. ``postgresql://...``). Default None.
 
     Raises:
-        StudyError: No study file in ``out_dir``, or no (unique) study in it.
+        StudyError: No study file or storage, or no (unique) study in it.
     """
-    path = Path(out_dir) / STUDY_FILE
-    if not path.is_file():
-        raise StudyError(
-            f"no study file {str(path)!r}; give the --out folder of an earlier 'autoft search'"
-        )
-    storage = optuna.storages.RDBStorage(storage_url(out_dir))
-    names = [s.study_name for s in storage.get_all_studies()]
+    store = open_storage(out_dir, storage, create=False)
+    names = [s.study_name for s in store.get_all_studies()]
+    where = storage or str(out_dir)
     if study_name is None:
         if len(names) != 1:
-            raise StudyError(f"{str(path)!r} holds studies {names}; name one with --study")
+            raise StudyError(f"{where!r} holds studies {names}; name one with --study")
         study_name = names[0]
     if study_name not in names:
-        raise StudyError(f"{str(path)!r} has no study {study_name!r}; it holds {names}")
-    return optuna.load_study(study_name=study_name, storage=storage)
+        raise StudyError(f"{where!r} has no study {study_name!r}; it holds {names}")
+    return optuna.load_study(study_name=study_name, storage=store)
+
+
+def study_runs(study: optuna.Study) -> list[dict[str, Any]]:
+    """The records of every search run and worker of a study, oldest first.
+
+    A record whose ``ended`` is None belongs to a run that never finished (killed or crashed).
+    """
+    runs = [dict(v) for k, v in study.user_attrs.items() if k.startswith("run:")]
+    return sorted(runs, key=lambda r: str(r.get("started")))
 
 
 def _clean(value: Any) -> Any:
@@ -119,7 +121,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
     info = dict(info)
     info["trial_seeds"] = {str(r["number"]): r["seed"] for r in records if r["seed"] is not None}
     rec = recommend(study, info.get("metric", "accuracy"), int(info.get("num_layers", 0)))
-    runs = study.user_attrs.get("runs", [])
+    runs = study_runs(study)
     counts = {state: sum(1 for r in records if r["state"] == state)
               for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     report = {
@@ -138,7 +140,8 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
         "search_space": info.get("space"),
         "budget": {
             "runs": runs,
-            "seconds_used": sum(float(r.get("seconds", 0.0)) for r in runs),
+            "seconds_used": sum(float(r.get("seconds") or 0.0) for r in runs
+                                if not str(r.get("worker", "")).count("/worker-")),
             "trial_seconds_total": sum(float(r["seconds"] or 0.0) for r in records
                                        if r["seconds"] is not None),
         },
@@ -198,8 +201,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             + (f", {params / 1e6:.1f}M parameters" if params else "") + ")"]
     budget = report.get("budget") or {}
     for i, run in enumerate(budget.get("runs", [])):
+        who = f" ({run['worker']})" if run.get("worker") and "/worker-" in str(run["worker"]) else ""
+        if run.get("ended") is None:
+            out.append(f"- run {i + 1}{who}: started {run.get('started')} with budget "
+                       f"{run.get('budget')}; it never finished (the process was killed or crashed); "
+                       "its running trial was marked failed and retried")
+            continue
         out.append(
-            f"- run {i + 1}: started {run.get('started')}, {format_duration(run.get('seconds'))} "
+            f"- run {i + 1}{who}: started {run.get('started')}, {format_duration(run.get('seconds'))} "
             f"of budget {run.get('budget')}; {run.get('trials_run')} trials; ended because "
             f"{run.get('stopped_because')}"
         )
@@ -258,3 +267,43 @@ def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
     for key, path in paths.items():
         tmp[key].replace(path)  # atomic: a crash never leaves half a report
     return paths
+
+
+def study_status(study: optuna.Study) -> dict[str, Any]:
+    """Where a (possibly running) study stands, from its storage alone.
+
+    Returns:
+        A dict with ``counts`` (trials by state), ``best`` (best completed score or None),
+        ``best_trial``, ``running`` (``[{"number", "seconds", "heartbeat_age"}]``),
+        ``seconds_left`` (of the newest unfinished run with a time budget, else None),
+        ``metric``.
+    """
+    import time
+
+    from optuna.trial import TrialState
+
+    now = time.time()
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(1 for t in trials if t.state == state) for state in TrialState}
+    done = [t for t in trials if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("best_score") is not None]
+    best = max(done, key=lambda t: float(t.user_attrs["best_score"]), default=None)
+    running = []
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            start = t.datetime_start.timestamp() if t.datetime_start else now
+            beat = t.system_attrs.get("autoft_heartbeat")
+            running.append({"number": t.number, "seconds": round(now - start, 1),
+                            "heartbeat_age": None if beat is None else round(now - float(beat), 1)})
+    open_runs = [r for r in study_runs(study) if r.get("ended") is None and r.get("deadline_unix")]
+    left = max((float(r["deadline_unix"]) - now for r in open_runs), default=None)
+    info = study.user_attrs.get("autoft", {})
+    return {
+        "study": study.study_name,
+        "metric": info.get("metric"),
+        "counts": counts,
+        "best": None if best is None else float(best.user_attrs["best_score"]),
+        "best_trial": None if best is None else best.number,
+        "running": running,
+        "seconds_left": None if left is None else max(0.0, left),
+    }

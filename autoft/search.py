@@ -4,8 +4,9 @@ One search run:
 
 1. checks every argument and the data, loads the backbone and resolves the search space (all errors
    are raised here, before any training);
-2. opens the study in ``OUT/study.db`` (SQLite), creating it or resuming it (same data, backbone and
-   metric required); trials left RUNNING by a killed run are marked failed and retried once;
+2. opens the study (``OUT/study.db``, ``OUT/study.journal`` for several workers, or a database
+   URL), creating it or resuming it (same data, backbone and metric required); trials left RUNNING
+   by a killed run are marked failed and retried once (see :mod:`autoft.storage`);
 3. on a new study, enqueues the space's baselines (full fine-tuning, linear probe, midpoint);
 4. tokenizes every split once, then runs trials (:func:`autoft.finetune.train_strategy`) under an
    Optuna sampler and pruner until the time budget or the trial count is reached;
@@ -15,29 +16,34 @@ One search run:
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import logging
 import os
+import socket
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from autoft import __version__
 from autoft.backbone import load_backbone, locate_parts
 from autoft.budget import Budget, format_duration
 from autoft.data import TaskData, load_task_data
-from autoft.errors import AutoftError, StudyError, TrialError
+from autoft.errors import AutoftError, DataError, StudyError, TrialError
 from autoft.finetune import METRICS, encode_split, resolve_device, train_strategy
 from autoft.recommend import Recommendation, recommend, trial_records
-from autoft.report import STUDY_NAME, load_study, storage_url, write_report
+from autoft.report import STUDY_NAME, load_study, write_report
 from autoft.space import SearchSpace
+from autoft.storage import GRACE_SECONDS, Heartbeat, describe_storage, fail_stale_trials, open_storage
 from autoft.strategy import Strategy, count_parameters
 
-__all__ = ["PRUNERS", "ProgressHook", "SearchResult", "make_pruner", "search"]
+__all__ = ["PRUNERS", "ProgressHook", "SearchResult", "make_pruner", "run_worker", "search"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +110,7 @@ class SearchResult:
 
     Args:
         study: The Optuna study.
-        out_dir: The output folder (holding ``study.db`` and the report). Default None.
+        out_dir: The output folder (holding the study file and the report). Default None.
         report_paths: Paths of the written report files. Default none.
 
     Attributes:
@@ -178,6 +184,7 @@ class _RunState:
     stopped_because: str = ""
     failures: int = 0
     first_failure: str = ""
+    first_traceback: str = ""
     trials_run: int = 0
 
 
@@ -192,35 +199,6 @@ def _path_or_none(value: Any) -> str | None:
 def _counted(trial: FrozenTrial) -> bool:
     """Trials that count toward ``n_trials``: finished and not merely interrupted."""
     return trial.state.is_finished() and not trial.user_attrs.get("interrupted", False)
-
-
-def _fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Mark trials left RUNNING by a killed run as failed; enqueue each one's parameters once.
-
-    autoft runs one worker per study file, so at the start of a run nothing else can be running.
-    """
-    storage = study._storage
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        storage.set_trial_user_attr(
-            trial._trial_id, "fail_reason",
-            "interrupted: the search process ended while this trial was running",
-        )
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    retried = set(study.user_attrs.get("retried_trials", []))
-    to_retry = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.user_attrs.get("interrupted") and t.number not in retried
-        and t.user_attrs.get("retry_of") is None
-    ]
-    for trial in to_retry:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        retried.add(trial.number)
-    if to_retry:
-        study.set_user_attr("retried_trials", sorted(retried))
-        logger.info("retrying interrupted trials %s", [t.number for t in to_retry])
-    return stale
 
 
 def _study_info(
@@ -251,8 +229,8 @@ def _check_resume(study: optuna.Study, info: dict[str, Any], out_dir: Path) -> N
     old = study.user_attrs.get("autoft")
     if not isinstance(old, dict):
         raise StudyError(
-            f"{out_dir / 'study.db'} holds a study {study.study_name!r} not made by autoft; "
-            "use another --out folder"
+            f"the storage of {str(out_dir)!r} holds a study {study.study_name!r} not made by "
+            "autoft; use another --out folder or --study name"
         )
     checks = [
         ("data (fingerprint of texts and labels)", old["data"]["fingerprint"],
@@ -271,6 +249,227 @@ def _check_resume(study: optuna.Study, info: dict[str, Any], out_dir: Path) -> N
     if old.get("space") != info["space"]:
         logger.warning("the search space differs from the study's; new trials use the new space")
         study.set_user_attr("autoft", {**old, "space": info["space"]})
+
+
+@dataclass
+class _Context:
+    """What a worker needs to run trials of a study; picklable, so worker processes get it."""
+
+    task: TaskData
+    backbone_path: str
+    space: SearchSpace
+    num_layers: int
+    metric: str
+    max_length: int
+    evals_per_epoch: int
+    device: str
+    seed: int
+    pruner: str | optuna.pruners.BasePruner
+    local_single: bool  # one worker on a local study file: every RUNNING trial at start is stale
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        return make_pruner(self.pruner, self.space.max_epochs * self.evals_per_epoch)
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import torch
+    import transformers
+
+    return {"autoft": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "optuna": optuna.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def _run_id() -> str:
+    return f"{int(time.time() * 1000)}-{socket.gethostname()}-{os.getpid()}"
+
+
+def _record_run(study: optuna.Study, run_id: str, record: dict[str, Any]) -> None:
+    """Store one run's record under its own key (workers never overwrite each other's)."""
+    study.set_user_attr(f"run:{run_id}", record)
+
+
+def _trial_slots_taken(study: optuna.Study) -> int:
+    """Trials that count toward n_trials now: counted finished ones plus running ones."""
+    return sum(
+        _counted(t) or t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)
+    )
+
+
+def _run_trials(
+    study: optuna.Study,
+    ctx: _Context,
+    limits: Budget,
+    deadline: float | None,
+    *,
+    progress: ProgressHook | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    encoder: Any = None,
+    tokenizer: Any = None,
+    worker: str = "main",
+) -> _RunState:
+    """Run trials of ``study`` until the budget, the trial count or repeated failures stop it."""
+    if encoder is None or tokenizer is None:
+        encoder, tokenizer, _ = load_backbone(ctx.backbone_path)
+    dev = resolve_device(ctx.device)
+    pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+    train_enc = encode_split(tokenizer, ctx.task.train, ctx.max_length)
+    val_enc = encode_split(tokenizer, ctx.task.validation, ctx.max_length)
+    versions = _versions()
+    fingerprint = ctx.task.fingerprint()
+    storage = study._storage
+
+    def objective(trial: optuna.Trial) -> float:
+        strategy = ctx.space.suggest(trial, ctx.num_layers)
+        trial_seed = ctx.seed + trial.number
+        for key, value in (("strategy", strategy.to_dict()),
+                           ("description", strategy.describe(ctx.num_layers)),
+                           ("seed", trial_seed), ("data_fingerprint", fingerprint),
+                           ("versions", versions), ("worker", worker)):
+            trial.set_user_attr(key, value)
+        if progress is not None:
+            progress.on_trial_start(trial.number, strategy)
+        trial_deadline = deadline
+        if limits.trial_seconds is not None:
+            cap = time.monotonic() + limits.trial_seconds
+            trial_deadline = cap if trial_deadline is None else min(trial_deadline, cap)
+
+        def report(index: int, score: float) -> bool:
+            trial.report(score, index)
+            if progress is not None:
+                progress.on_evaluation(trial.number, index, score)
+            return trial.should_prune()
+
+        try:
+            with Heartbeat(storage, trial._trial_id):
+                outcome, model_ = train_strategy(
+                    encoder, strategy, train_enc, val_enc, ctx.task.num_labels, pad_id=pad_id,
+                    metric=ctx.metric, device=dev, seed=trial_seed,
+                    evals_per_epoch=ctx.evals_per_epoch, deadline=trial_deadline, report=report,
+                )
+            del model_
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while this trial was running")
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr("traceback", traceback.format_exc(limit=20))
+            raise
+        finally:
+            _release_memory(dev)
+        for key, value in outcome.to_dict().items():
+            trial.set_user_attr(key, value)
+        if outcome.best_score is None:
+            raise optuna.TrialPruned("the budget ended before the trial's first evaluation")
+        if outcome.status == "pruned":
+            raise optuna.TrialPruned(f"pruned after evaluation {len(outcome.scores)}")
+        return float(outcome.best_score)
+
+    state = _RunState()
+
+    def should_stop() -> str:
+        if limits.n_trials is not None and _trial_slots_taken(study) >= limits.n_trials:
+            return f"the study reached {limits.n_trials} trials"
+        if deadline is not None and time.monotonic() >= deadline:
+            return f"the time budget ({format_duration(limits.seconds)}) ended"
+        return ""
+
+    def stopper(study_: optuna.Study, trial: FrozenTrial) -> None:
+        state.trials_run += 1
+        if progress is not None:
+            progress.on_trial_end(trial)
+        if trial.state == TrialState.FAIL:
+            state.failures += 1
+            if state.failures == 1:
+                state.first_failure = str(trial.user_attrs.get("fail_reason", "unknown error"))
+                state.first_traceback = str(trial.user_attrs.get("traceback", ""))
+        else:
+            state.failures = 0
+        if not ctx.local_single:
+            fail_stale_trials(study_)  # a dead worker's trial is failed and retried by the living
+        if state.failures >= MAX_CONSECUTIVE_FAILURES:
+            state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
+        else:
+            state.stopped_because = should_stop()
+        if state.stopped_because:
+            study_.stop()
+
+    state.stopped_because = should_stop()
+    if not state.stopped_because:
+        study.optimize(
+            objective, callbacks=[stopper, *callbacks], catch=(Exception,), gc_after_trial=True,
+        )
+    return state
+
+
+def _release_memory(device: torch.device) -> None:
+    """Give a finished trial's memory back (model, optimizer state, activations)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _worker_process(
+    storage_spec: dict[str, Any], study_name: str, ctx: _Context, limits: Budget,
+    deadline_wall: float | None, index: int, threads: int, run_id: str,
+) -> None:
+    """Entry point of one local worker process of ``search(..., workers=N)``."""
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(threads)
+    storage = open_storage(storage_spec["out_dir"], storage_spec["url"], storage_spec["workers"])
+    seed = ctx.seed + 1000 * index
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=optuna.samplers.TPESampler(seed=seed),
+                              pruner=ctx.make_pruner())
+    deadline = None if deadline_wall is None else time.monotonic() + deadline_wall - time.time()
+    started, t0 = _now(), time.monotonic()
+    worker = f"{run_id}/worker-{index}"
+    state = _RunState()
+    try:
+        state = _run_trials(study, ctx, limits, deadline, worker=worker)
+    except KeyboardInterrupt:
+        state.stopped_because = "interrupted (Ctrl-C)"
+    finally:
+        _record_run(study, f"{run_id}-w{index}", {
+            "started": started, "ended": _now(), "seconds": round(time.monotonic() - t0, 1),
+            "budget": limits.describe(), "trials_run": state.trials_run, "worker": worker,
+            "stopped_because": state.stopped_because or "the sampler stopped",
+            "first_failure": state.first_failure, "first_traceback": state.first_traceback,
+        })
+
+
+def _poll_workers(
+    study: optuna.Study, procs: list[Any], progress: ProgressHook | None, seen: set[int]
+) -> None:
+    """Wait for worker processes, feeding finished trials to the progress display."""
+    while True:
+        alive = any(p.is_alive() for p in procs)
+        if progress is not None:
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    progress.on_trial_end(trial)
+        if not alive:
+            return
+        time.sleep(1.0)
+
+
+def _physical_cores() -> int:
+    """Physical cores (logical CPUs over 2 when hyper-threading shows, at least 1)."""
+    try:
+        import psutil  # optional
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    return max(1, (os.cpu_count() or 1))
 
 
 def search(
@@ -294,6 +493,8 @@ def search(
     pruner: str | optuna.pruners.BasePruner = "hyperband",
     sampler: optuna.samplers.BaseSampler | None = None,
     study_name: str = STUDY_NAME,
+    storage: str | None = None,
+    workers: int = 1,
     max_length: int = 128,
     evals_per_epoch: int = 2,
     baselines: bool = True,
@@ -309,13 +510,15 @@ def search(
         model: Backbone: None for the bundled all-MiniLM-L6-v2, a local Hugging Face folder, or a
             hub id. Default None.
         budget: Wall-clock budget of this run: seconds or a string like ``"30m"``, ``"8h"``. No
-            trial starts after it, and a running trial stops at its next step (its best score so
-            far counts). Default None, which means 30 minutes when ``n_trials`` is also None.
-        n_trials: Total finished trials the study should reach, counting earlier runs of the same
-            study (interrupted trials are not counted). Default None.
+            trial starts after it, a running trial stops at its next step or evaluation batch (its
+            best score so far counts), and the report is written within seconds. Default None,
+            which means 30 minutes when ``n_trials`` is also None.
+        n_trials: Total finished trials the study should reach, counting earlier runs and all
+            workers (interrupted trials are not counted). Default None.
         trial_budget: Optional cap on each trial's wall-clock time (seconds or ``"5m"``).
-        out: Output folder: the study file ``study.db`` and the report go here. Running again with
-            the same folder resumes the study. Default ``"autoft-out"``.
+        out: Output folder: the study file (``study.db``, or ``study.journal`` with several
+            workers) and the report. Running again with the same folder resumes the study.
+            Default ``"autoft-out"``.
         space: Search space: None for ``search_spaces/default.yaml``, a YAML path, a dict or a
             :class:`~autoft.SearchSpace`.
         metric: ``"accuracy"`` or ``"macro_f1"`` on the validation split (maximised).
@@ -324,17 +527,22 @@ def search(
         text_column, text_pair_column, label_column, validation_size: See
             :func:`autoft.load_task_data`.
         seed: Seeds the validation split and the sampler; trial ``n`` trains with seed
-            ``seed + n``. Default 0.
+            ``seed + n``; local worker ``i`` samples with seed ``seed + 1000 i``. Default 0.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
         pruner: See :func:`make_pruner`. Default ``"hyperband"``.
-        sampler: An Optuna sampler; None for ``TPESampler(seed=seed)``. Default None.
-        study_name: Name of the study inside the study file. Default ``"autoft"``.
+        sampler: An Optuna sampler for a one-worker search; None for ``TPESampler(seed=seed)``.
+        study_name: Name of the study inside the storage. Default ``"autoft"``.
+        storage: An Optuna RDB URL (e.g. ``postgresql://user:pw@host/db``) to keep the study in
+            a database server that workers on other machines can join (``autoft worker``);
+            None keeps it in ``out``. Default None.
+        workers: Worker processes on this machine sharing the study, each with its own sampler
+            seed and ``torch`` threads = physical cores / workers. Default 1.
         max_length: Longest input kept, in tokens. Default 128.
         evals_per_epoch: Validation evaluations (pruning checkpoints) per epoch. Default 2.
         baselines: Enqueue the space's baseline strategies as the first trials of a new study.
             Default True.
         progress: Receives progress events (the CLI's display). Default None (logging only).
-        callbacks: Optuna callbacks called after each trial.
+        callbacks: Optuna callbacks called after each trial (one-worker searches only).
 
     Returns:
         The :class:`SearchResult`; the report files are in ``out``.
@@ -343,9 +551,9 @@ def search(
         DataError: The data cannot be used (raised before any model is loaded).
         BackboneError: The backbone cannot be loaded or is unsupported.
         SearchSpaceError, BudgetError: Invalid space or budget.
-        StudyError: ``out`` holds a study of other data, backbone or metric.
+        StudyError: ``out`` holds a study of other data, backbone or metric, or cannot be opened.
         TrialError: :data:`MAX_CONSECUTIVE_FAILURES` trials in a row failed (the message quotes the
-            first failure); the report is written first.
+            first failure and its traceback); the report is written first.
         KeyboardInterrupt: Re-raised after the report is written; rerun to resume.
     """
     run_start = time.monotonic()
@@ -360,10 +568,12 @@ def search(
         raise AutoftError(f"evals_per_epoch={evals_per_epoch!r} must be an integer >= 1")
     if not isinstance(max_length, int) or max_length < 8:
         raise AutoftError(f"max_length={max_length!r} must be an integer >= 8 (tokens)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise AutoftError(f"workers={workers!r} must be an integer >= 1")
     search_space = SearchSpace.load(space)
     if not isinstance(pruner, optuna.pruners.BasePruner) and pruner not in PRUNERS:
         raise AutoftError(f"pruner {pruner!r} is not one of {PRUNERS} or an optuna pruner")
-    dev = resolve_device(device)
+    resolve_device(device)
     task = load_task_data(
         data, validation=validation, test=test, text_column=text_column,
         text_pair_column=text_pair_column, label_column=label_column,
@@ -374,6 +584,7 @@ def search(
     search_space = search_space.resolved(num_layers)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    store = open_storage(out_dir, storage, workers)
 
     info = _study_info(
         task, None if model is None else str(model), resolved, encoder, search_space, metric, seed,
@@ -381,16 +592,20 @@ def search(
         {"data": _path_or_none(data), "validation": _path_or_none(validation),
          "test": _path_or_none(test)},
     )
-    storage = optuna.storages.RDBStorage(storage_url(out_dir))
-    existing = {s.study_name for s in storage.get_all_studies()}
+    info["storage"] = describe_storage(store)
+    ctx = _Context(
+        task=task, backbone_path=resolved, space=search_space, num_layers=num_layers,
+        metric=metric, max_length=max_length, evals_per_epoch=evals_per_epoch, device=device,
+        seed=seed, pruner=pruner, local_single=storage is None and workers == 1,
+    )
+    existing = {s.study_name for s in store.get_all_studies()}
     study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=sampler or optuna.samplers.TPESampler(seed=seed),
-        pruner=make_pruner(pruner, search_space.max_epochs * evals_per_epoch),
+        study_name=study_name, storage=store, direction="maximize", load_if_exists=True,
+        sampler=sampler or optuna.samplers.TPESampler(seed=seed), pruner=ctx.make_pruner(),
     )
     if study_name in existing:
         _check_resume(study, info, out_dir)
-        stale = _fail_stale_trials(study)
+        stale = fail_stale_trials(study, grace=None if ctx.local_single else GRACE_SECONDS)
         logger.info("resuming study %r: %d trials so far (%d were interrupted)",
                     study_name, len(study.get_trials(deepcopy=False)), len(stale))
     else:
@@ -399,79 +614,7 @@ def search(
             for params in search_space.baselines:
                 study.enqueue_trial(params, user_attrs={"baseline": True})
 
-    pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
-    train_enc = encode_split(tokenizer, task.train, max_length)
-    val_enc = encode_split(tokenizer, task.validation, max_length)
     deadline = limits.deadline(run_start)
-
-    def objective(trial: optuna.Trial) -> float:
-        strategy = search_space.suggest(trial, num_layers)
-        trial_seed = seed + trial.number
-        trial.set_user_attr("strategy", strategy.to_dict())
-        trial.set_user_attr("description", strategy.describe(num_layers))
-        trial.set_user_attr("seed", trial_seed)
-        if progress is not None:
-            progress.on_trial_start(trial.number, strategy)
-        trial_deadline = deadline
-        if limits.trial_seconds is not None:
-            cap = time.monotonic() + limits.trial_seconds
-            trial_deadline = cap if trial_deadline is None else min(trial_deadline, cap)
-
-        def report(index: int, score: float) -> bool:
-            trial.report(score, index)
-            if progress is not None:
-                progress.on_evaluation(trial.number, index, score)
-            return trial.should_prune()
-
-        try:
-            outcome, model_ = train_strategy(
-                encoder, strategy, train_enc, val_enc, task.num_labels, pad_id=pad_id,
-                metric=metric, device=dev, seed=trial_seed, evals_per_epoch=evals_per_epoch,
-                deadline=trial_deadline, report=report,
-            )
-            del model_
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while this trial was running")
-            raise
-        except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            raise
-        for key, value in outcome.to_dict().items():
-            trial.set_user_attr(key, value)
-        if outcome.best_score is None:
-            raise optuna.TrialPruned("the budget ended before the trial's first evaluation")
-        if outcome.status == "pruned":
-            raise optuna.TrialPruned(f"pruned after evaluation {len(outcome.scores)}")
-        return float(outcome.best_score)
-
-    state = _RunState()
-
-    def target_reached() -> bool:
-        return limits.n_trials is not None and sum(
-            _counted(t) for t in study.get_trials(deepcopy=False)
-        ) >= limits.n_trials
-
-    def stopper(study_: optuna.Study, trial: FrozenTrial) -> None:
-        state.trials_run += 1
-        if progress is not None:
-            progress.on_trial_end(trial)
-        if trial.state == TrialState.FAIL:
-            state.failures += 1
-            if state.failures == 1:
-                state.first_failure = str(trial.user_attrs.get("fail_reason", "unknown error"))
-        else:
-            state.failures = 0
-        if state.failures >= MAX_CONSECUTIVE_FAILURES:
-            state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
-            study_.stop()
-        elif target_reached():
-            state.stopped_because = f"the study reached {limits.n_trials} trials"
-            study_.stop()
-        elif deadline is not None and time.monotonic() >= deadline:
-            state.stopped_because = f"the time budget ({format_duration(limits.seconds)}) ended"
-            study_.stop()
-
     if progress is not None:
         done = [t for t in study.get_trials(deepcopy=False) if _counted(t)]
         scores = [float(t.user_attrs["best_score"]) for t in done
@@ -480,33 +623,38 @@ def search(
             "deadline": deadline, "n_trials": limits.n_trials, "finished": len(done),
             "best": max(scores) if scores else None, "metric": metric,
             "train_size": len(task.train), "validation_size": len(task.validation),
+            "workers": workers,
         })
     logger.info(
-        "searching %d training / %d validation examples, backbone %s (%d blocks), budget %s",
-        len(task.train), len(task.validation), info["backbone"], num_layers, limits.describe(),
+        "searching %d training / %d validation examples, backbone %s (%d blocks), budget %s, "
+        "%d worker(s)", len(task.train), len(task.validation), info["backbone"], num_layers,
+        limits.describe(), workers,
     )
+    run_id = _run_id()
+    state = _RunState()
     interrupted = False
+    _record_run(study, run_id, {"started": started_at, "ended": None, "budget": limits.describe(),
+                                "workers": workers, "deadline_unix": None if deadline is None
+                                else time.time() + deadline - time.monotonic()})
     try:
-        if target_reached():
-            state.stopped_because = f"the study already had {limits.n_trials} trials"
+        if workers == 1:
+            state = _run_trials(study, ctx, limits, deadline, progress=progress,
+                                callbacks=callbacks, encoder=encoder, tokenizer=tokenizer,
+                                worker=run_id)
         else:
-            study.optimize(
-                objective, callbacks=[stopper, *callbacks], catch=(Exception,),
-                gc_after_trial=True,
-            )
+            state = _run_local_workers(study, ctx, limits, deadline, workers, out_dir, storage,
+                                       run_id, progress)
     except KeyboardInterrupt:
         interrupted = True
         state.stopped_because = "interrupted (Ctrl-C); rerun the same command to resume"
         raise
     finally:
-        runs = list(study.user_attrs.get("runs", []))
-        runs.append({
+        _record_run(study, run_id, {
             "started": started_at, "ended": _now(),
-            "seconds": round(time.monotonic() - run_start, 1),
-            "budget": limits.describe(), "trials_run": state.trials_run,
+            "seconds": round(time.monotonic() - run_start, 1), "budget": limits.describe(),
+            "workers": workers, "trials_run": state.trials_run,
             "stopped_because": state.stopped_because or "the sampler stopped",
         })
-        study.set_user_attr("runs", runs)
         paths = write_report(study, out_dir)
         if progress is not None:
             progress.on_search_end(state.stopped_because)
@@ -515,6 +663,156 @@ def search(
     if state.failures >= MAX_CONSECUTIVE_FAILURES:
         raise TrialError(
             f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed, so the search stopped; the first "
-            f"failure: {state.first_failure}. The report in {str(out_dir)!r} lists them"
+            f"failure: {state.first_failure}. The report in {str(out_dir)!r} lists them."
+            + (f"\nIts traceback:\n{state.first_traceback}" if state.first_traceback else "")
         )
     return SearchResult(study, out_dir, paths)
+
+
+def _run_local_workers(
+    study: optuna.Study, ctx: _Context, limits: Budget, deadline: float | None, workers: int,
+    out_dir: Path, url: str | None, run_id: str, progress: ProgressHook | None,
+) -> _RunState:
+    """Run ``workers`` processes on this machine against the study; wait for them."""
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    threads = max(1, _physical_cores() // workers)
+    deadline_wall = None if deadline is None else time.time() + deadline - time.monotonic()
+    spec = {"out_dir": str(out_dir), "url": url, "workers": workers}
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    procs = [
+        mp.Process(target=_worker_process, name=f"autoft-worker-{i}",
+                   args=(spec, study.study_name, ctx, limits, deadline_wall, i, threads, run_id))
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        _poll_workers(study, procs, progress, seen)
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+    state = _RunState()
+    records = [v for k, v in study.user_attrs.items() if k.startswith(f"run:{run_id}-w")]
+    state.trials_run = sum(int(r.get("trials_run", 0)) for r in records)
+    failed = [r for r in records if "in a row failed" in str(r.get("stopped_because"))]
+    if failed:
+        state.failures = MAX_CONSECUTIVE_FAILURES
+        state.first_failure = failed[0].get("first_failure", "")
+        state.first_traceback = failed[0].get("first_traceback", "")
+    reasons = sorted({str(r.get("stopped_because")) for r in records})
+    state.stopped_because = "; ".join(reasons) if reasons else "workers ended"
+    return state
+
+
+def run_worker(
+    storage: str | None,
+    study_name: str = STUDY_NAME,
+    *,
+    out: str | Path | None = None,
+    budget: str | float | int | None = None,
+    n_trials: int | None = None,
+    trial_budget: str | float | int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    data: Any = None,
+    validation: Any = None,
+    test: Any = None,
+) -> _RunState:
+    """Join an existing study as one more worker (``autoft worker``), e.g. from another machine.
+
+    The data are read from the paths stored in the study unless given here, and must have the
+    study's fingerprint; the backbone is loaded by the study's name or path.
+
+    Args:
+        storage: The study's RDB URL (e.g. ``postgresql://...``), or None with ``out``.
+        study_name: The study's name. Default ``"autoft"``.
+        out: Output folder of a local study (instead of ``storage``).
+        budget, n_trials, trial_budget: As for :func:`search`; ``n_trials`` is the study's total.
+        seed: This worker's sampler seed; None draws one from the process id and time.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        data, validation, test: The study's data, when the stored paths do not exist here.
+
+    Returns:
+        What the run did (trials run, why it stopped).
+
+    Raises:
+        StudyError: No such study, or not an autoft study.
+        DataError: The data cannot be found or differ from the study's (fingerprint).
+        TrialError: :data:`MAX_CONSECUTIVE_FAILURES` trials in a row failed.
+    """
+    run_start = time.monotonic()
+    if budget is None and n_trials is None:
+        budget = "30m"
+    limits = Budget.from_args(budget, n_trials, trial_budget)
+    store = open_storage(out, storage, workers=2, create=False) if storage or out else None
+    if store is None:
+        raise StudyError("give the study's storage URL (--storage) or its output folder (--out)")
+    names = [s.study_name for s in store.get_all_studies()]
+    if study_name not in names:
+        raise StudyError(f"no study {study_name!r} in the storage; it holds {names}")
+    probe = optuna.load_study(study_name=study_name, storage=store)
+    info = probe.user_attrs.get("autoft")
+    if not isinstance(info, dict):
+        raise StudyError(f"study {study_name!r} was not made by autoft search")
+    paths = info.get("data_paths", {})
+    summary = info["data"]
+    task = load_task_data(
+        data if data is not None else _stored_path(paths.get("data"), "data"),
+        validation=validation if validation is not None else paths.get("validation"),
+        test=test if test is not None else paths.get("test"),
+        text_column=summary["text_column"], text_pair_column=summary["text_pair_column"],
+        label_column=summary["label_column"], validation_size=info["validation_size"],
+        seed=info["seed"],
+    )
+    if task.fingerprint() != summary["fingerprint"]:
+        raise DataError(
+            "the data found here differ from the study's (fingerprint of texts and labels); give "
+            "the study's exact files with --data/--validation/--test"
+        )
+    backbone = info.get("backbone")
+    try:
+        encoder, tokenizer, resolved = load_backbone(backbone)
+    except AutoftError:
+        encoder, tokenizer, resolved = load_backbone(info["backbone_path"])
+    space = SearchSpace.load(info["space"]).resolved(int(info["num_layers"]))
+    worker_seed = seed if seed is not None else (os.getpid() * 7919 + int(time.time())) % 2**31
+    ctx = _Context(
+        task=task, backbone_path=resolved, space=space, num_layers=int(info["num_layers"]),
+        metric=info["metric"], max_length=int(info["max_length"]),
+        evals_per_epoch=int(info["evals_per_epoch"]), device=device, seed=int(info["seed"]),
+        pruner="hyperband", local_single=False,
+    )
+    study = optuna.load_study(study_name=study_name, storage=store,
+                              sampler=optuna.samplers.TPESampler(seed=worker_seed),
+                              pruner=ctx.make_pruner())
+    fail_stale_trials(study)
+    run_id, started = _run_id(), _now()
+    state = _RunState()
+    try:
+        state = _run_trials(study, ctx, limits, limits.deadline(run_start),
+                            encoder=encoder, tokenizer=tokenizer, worker=run_id)
+    finally:
+        _record_run(study, run_id, {
+            "started": started, "ended": _now(), "seconds": round(time.monotonic() - run_start, 1),
+            "budget": limits.describe(), "trials_run": state.trials_run, "worker": run_id,
+            "stopped_because": state.stopped_because or "interrupted",
+        })
+    if state.failures >= MAX_CONSECUTIVE_FAILURES:
+        raise TrialError(
+            f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed; the first: {state.first_failure}"
+        )
+    return state
+
+
+def _stored_path(path: str | None, what: str) -> str:
+    if not path:
+        raise DataError(
+            f"the study's {what} was not a file, so this worker cannot read it; pass it with --data"
+        )
+    if not Path(path).exists():
+        raise DataError(f"the study's {what} file {path!r} does not exist here; pass it with --data")
+    return path

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 import autoft
 from autoft.errors import BackboneError, DataError, StudyError, TrialError
-from autoft.report import build_report, load_study, render_markdown
+from autoft.report import build_report, load_study, render_markdown, study_runs
 
 from .helpers import synthetic_texts
 
@@ -73,7 +73,7 @@ def test_rerun_resumes_the_same_study(data, tiny_bert, tmp_path) -> None:  # typ
     after = {t.number: (t.state, t.value, t.params) for t in second.study_.trials}
     assert sorted(after) == [0, 1, 2, 3, 4]
     assert {n: after[n] for n in before} == before  # completed trials kept, not rerun
-    runs = second.study_.user_attrs["runs"]
+    runs = study_runs(second.study_)
     assert [r["trials_run"] for r in runs] == [3, 2]
     # asking for no more trials than the study has runs nothing
     third = _search(data, tiny_bert, tmp_path, n_trials=5)
@@ -106,7 +106,7 @@ def test_resume_with_other_data_refused(data, tiny_bert, tmp_path) -> None:  # t
 
 def test_time_budget_stops_search(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = _search(data, tiny_bert, tmp_path, budget=2.0)
-    runs = result.study_.user_attrs["runs"]
+    runs = study_runs(result.study_)
     assert "time budget" in runs[0]["stopped_because"]
     assert runs[0]["seconds"] < 2.0 + 5.0
     assert all(t.state != TrialState.RUNNING for t in result.study_.trials)
