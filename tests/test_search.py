@@ -186,3 +186,54 @@ def test_ctrl_c_keeps_study_and_rerun_continues(data, tiny_bert, tmp_path,  # ty
     assert trials[0].value == first_value
     assert trials[2].user_attrs["retry_of"] == 1  # the interrupted baseline runs again
     assert trials[2].params == trials[1].params
+
+
+def test_nan_and_oom_trials_fail_with_reasons_and_search_goes_on(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                                  monkeypatch) -> None:
+    import importlib
+
+    import torch
+
+    search_module = importlib.import_module("autoft.search")
+    real = search_module.train_strategy
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise autoft.TrialError("training loss became nan at step 3 (epoch 1)")
+        if calls["n"] == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_strategy", flaky)
+    result = _search(data, tiny_bert, tmp_path, n_trials=4)
+    states = result.trials_["state"]
+    assert states.count("FAIL") == 2 and len(states) == 4
+    reasons = [r for r in result.trials_["fail_reason"] if r]
+    assert reasons == ["TrialError: training loss became nan at step 3 (epoch 1)",
+                       "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]
+    md = (tmp_path / "report.md").read_text()
+    assert "loss became nan" in md and "CUDA out of memory" in md
+    assert result.best_score_ is not None
+
+
+def test_same_seed_same_sequence_of_trials(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a = _search(data, tiny_bert, tmp_path / "a", n_trials=4, seed=3)
+    b = _search(data, tiny_bert, tmp_path / "b", n_trials=4, seed=3)
+    assert [t.params for t in a.study_.trials] == [t.params for t in b.study_.trials]
+    assert [t.value for t in a.study_.trials] == [t.value for t in b.study_.trials]
+    trial = a.study_.trials[0]
+    assert trial.user_attrs["seed"] == 3
+    assert trial.user_attrs["data_fingerprint"] == a.study_.user_attrs["autoft"]["data"]["fingerprint"]
+    assert set(trial.user_attrs["versions"]) >= {"autoft", "torch", "transformers", "optuna"}
+
+
+def test_status_of_a_finished_study(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from autoft.report import study_status
+
+    result = _search(data, tiny_bert, tmp_path, n_trials=3)
+    status = study_status(result.study_)
+    assert sum(status["counts"].values()) == 3
+    assert status["best"] == result.best_score_ and status["running"] == []
+    assert status["seconds_left"] is None

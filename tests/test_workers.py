@@ -1,0 +1,135 @@
+"""Several workers on one study, and a search killed with SIGKILL then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autoft
+from autoft.report import load_study, study_runs
+from autoft.search import run_worker
+
+from .helpers import synthetic_texts
+
+SPACE = {
+    "frozen_layers": {"type": "int", "low": 0, "high": "L"},
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "head_learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "pooling": "mean", "epochs": 2, "batch_size": 16,
+    "baselines": [{"frozen_layers": 0}, {"frozen_layers": "L"}],
+}
+
+
+def _csv(tmp_path: Path, n: int = 160) -> Path:
+    texts, labels = synthetic_texts(n)
+    path = tmp_path / "data.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels)))
+    return path
+
+
+def _check_no_duplicates(study: optuna.Study, total: int) -> None:
+    trials = study.get_trials()
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")]
+    assert len(counted) == total
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    params = [tuple(sorted(t.params.items())) for t in counted if t.user_attrs.get("retry_of") is None]
+    assert len(set(params)) == len(params), "two workers ran the same strategy"
+    assert all(t.state != TrialState.RUNNING for t in trials)
+
+
+def test_two_local_workers_share_a_journal_study(tiny_bert: Path, tmp_path: Path) -> None:
+    result = autoft.search(_csv(tmp_path), model=str(tiny_bert), space=SPACE, out=tmp_path / "out",
+                           n_trials=6, workers=2, device="cpu", validation_size=40)
+    assert (tmp_path / "out" / "study.journal").is_file()
+    assert not (tmp_path / "out" / "study.db").exists()
+    _check_no_duplicates(result.study_, 6)
+    workers = {t.user_attrs["worker"] for t in result.study_.trials}
+    assert len(workers) == 2
+    assert result.best_score_ is not None and (tmp_path / "out" / "report.md").is_file()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "autoft.cli", *args]
+
+
+def test_sigkill_during_a_trial_then_rerun(tiny_bert: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(  # long enough trials (a few seconds) to be killed in the middle of one
+        "frozen_layers: {type: int, low: 0, high: L}\nlearning_rate: 0.003\n"
+        "head_learning_rate: 0.003\nepochs: 40\nbatch_size: 8\npooling: mean\n")
+    out = tmp_path / "out"
+    command = _cli("search", str(_csv(tmp_path, 200)), "--model", str(tiny_bert), "--space",
+                   str(space), "--out", str(out), "--n-trials", "4", "--device", "cpu",
+                   "--pruner", "none", "--no-progress")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_number = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if not (out / "study.db").exists():
+                continue
+            try:
+                trials = load_study(out).get_trials(deepcopy=False)
+            except Exception:  # the study is being created
+                continue
+            complete = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            if len(complete) >= 1 and running and len(running[0].intermediate_values) >= 2:
+                killed_number = running[0].number
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=30)
+    assert killed_number is not None, "the search finished before it could be killed"
+    before = {t.number: (t.params, t.value) for t in load_study(out).trials
+              if t.state == TrialState.COMPLETE}
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    study = load_study(out)
+    trials = {t.number: t for t in study.trials}
+    assert {n: (trials[n].params, trials[n].value) for n in before} == before  # never rerun
+    killed = trials[killed_number]
+    assert killed.state == TrialState.FAIL and killed.user_attrs["interrupted"]
+    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == killed_number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    counted = [t for t in trials.values() if t.state.is_finished() and not t.user_attrs.get(
+        "interrupted")]
+    assert len(counted) == 4
+    assert [r["ended"] is None for r in study_runs(study)] == [True, False]
+    assert "never finished" in (out / "report.md").read_text()
+
+
+POSTGRES = os.environ.get("AUTOFT_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="set AUTOFT_TEST_POSTGRES_URL (.ci/run starts a server)")
+def test_two_workers_on_postgres(tiny_bert: Path, tmp_path: Path) -> None:
+    assert POSTGRES is not None
+    name = f"pg-{os.getpid()}-{int(time.time())}"
+    data = _csv(tmp_path)
+    result = autoft.search(data, model=str(tiny_bert), space=SPACE, out=tmp_path / "out",
+                           storage=POSTGRES, study_name=name, n_trials=6, workers=2,
+                           device="cpu", validation_size=40)
+    _check_no_duplicates(result.study_, 6)
+    assert len({t.user_attrs["worker"] for t in result.study_.trials}) == 2
+    # a worker from "another machine" joins the same study and brings it to 8 trials
+    state = run_worker(POSTGRES, name, n_trials=8, seed=123, device="cpu")
+    assert state.trials_run == 2
+    study = load_study(storage=POSTGRES, study_name=name)
+    _check_no_duplicates(study, 8)
+    joined = subprocess.run(_cli("status", "--storage", POSTGRES, "--study", name),
+                            capture_output=True, text=True, timeout=120)
+    complete = sum(t.state == TrialState.COMPLETE for t in study.trials)
+    pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
+    assert joined.returncode == 0, joined.stderr
+    assert f"{complete} complete, {pruned} pruned, 0 failed, 0 running" in joined.stdout
