@@ -27,7 +27,9 @@ from autoft.errors import (
     UnsupportedArchitectureError,
 )
 from autoft.finetune import FineTuneResult, TrialOutcome, fine_tune
+from autoft.hf_model import AutoftConfig, AutoftForSequenceClassification
 from autoft.recommend import Recommendation
+from autoft.refit import RefitResult, refit
 from autoft.report import build_report, load_study, write_report
 from autoft.search import ProgressHook, SearchResult, search
 from autoft.space import SearchSpace
@@ -37,6 +39,8 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "SUPPORTED_MODEL_TYPES",
     "AutoftClassifier",
+    "AutoftConfig",
+    "AutoftForSequenceClassification",
     "AutoftError",
     "BackboneError",
     "Budget",
@@ -46,6 +50,7 @@ __all__ = [
     "Head",
     "ProgressHook",
     "Recommendation",
+    "RefitResult",
     "SearchResult",
     "SearchSpace",
     "SearchSpaceError",
@@ -66,6 +71,7 @@ __all__ = [
     "load_task_data",
     "locate_parts",
     "parse_duration",
+    "refit",
     "search",
     "write_report",
 ]

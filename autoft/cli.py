@@ -162,13 +162,16 @@ def main(verbose: int) -> None:
 @click.option("--storage", default=None, help="Keep the study in a database instead of --out, e.g. "
               "postgresql://user:pw@host/db; other machines join with 'autoft worker'.")
 @click.option("--study", "study_name", default="autoft", show_default=True, help="Study name.")
+@click.option("--refit", is_flag=True, help="After the search, train the recommended strategy "
+              "again and save it to OUT/model for transformers.pipeline.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 def search_command(data: Path, model: str | None, budget: str | None, n_trials: int | None,
                    trial_budget: str | None, out: Path, validation: Path | None, test: Path | None,
                    text_column: str | None, text_pair_column: str | None,
                    label_column: str | None, validation_size: float, space: Path | None,
                    metric: str, pruner: str, device: str, seed: int, max_length: int,
-                   workers: int, storage: str | None, study_name: str, no_progress: bool) -> None:
+                   workers: int, storage: str | None, study_name: str, refit: bool,
+                   no_progress: bool) -> None:
     """Search fine-tuning strategies for DATA (CSV, TSV, JSONL or Parquet) and write a report."""
     from rich.console import Console
 
@@ -186,7 +189,7 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
             text_pair_column=text_pair_column, label_column=label_column,
             validation_size=size, space=space, metric=metric, pruner=pruner, device=device,
             seed=seed, max_length=max_length, workers=workers, storage=storage,
-            study_name=study_name, progress=display,  # type: ignore[arg-type]
+            study_name=study_name, refit=refit, progress=display,  # type: ignore[arg-type]
         )
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the study in {out} is kept. Run the same command again "
@@ -218,6 +221,36 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
         _fail(str(exc))
         return
     click.echo(str(paths["markdown"]))
+
+
+@main.command("refit")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR.")
+@click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
+@click.option("--save-to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model folder (default OUT_DIR/model).")
+@click.option("--device", default="auto", show_default=True)
+def refit_command(out_dir: Path | None, storage: str | None, study_name: str | None,
+                  save_to: Path | None, device: str) -> None:
+    """Train the recommended strategy again, score the test split, save a pipeline-ready model."""
+    import autoft
+    from autoft.report import load_study, write_report
+
+    if out_dir is None and storage is None:
+        _fail("give the search's output folder, or --storage URL --study NAME")
+    try:
+        result = autoft.refit(out_dir, storage=storage, study_name=study_name, save_to=save_to,
+                              device=device)
+        if out_dir is not None:
+            write_report(load_study(out_dir, study_name, storage), out_dir)
+    except autoft.AutoftError as exc:
+        _fail(str(exc))
+        return
+    test = "-" if result.test_score is None else f"{result.test_score:.4f}"
+    click.echo(f"refit trial {result.trial_number}: validation {result.validation_score:.4f}, "
+               f"test {test}; saved to {result.path}")
+    click.echo(f'load it: import autoft, transformers; '
+               f'transformers.pipeline("text-classification", model="{result.path}")')
 
 
 @main.command("status")

@@ -148,6 +148,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
         "trial_counts": counts,
         "trials": records,
         "recommendation": None if rec is None else rec.to_dict(),
+        "refit": study.user_attrs.get("refit"),
         "snippet": None if rec is None else snippet(info, rec),
     }
     return _clean(report)
@@ -180,6 +181,16 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"expected {metric} **{rec['score']:.4f}** at about **{rec['seconds']:.0f} s** "
                 f"of training on this machine for {data.get('train_size')} training examples.", "",
                 rec["reason"], ""]
+        refit = report.get("refit")
+        if refit:
+            test = refit.get("test_score")
+            out += [f"Refit (trial {refit['trial_number']}, {refit['seconds']:.0f} s): validation "
+                    f"{metric} {refit['validation_score']:.4f}"
+                    + ("" if test is None else f", **test {metric} {test:.4f}** on "
+                       f"{refit['test_size']} examples")
+                    + f". Saved to `{refit['path']}`; load it with `import autoft` then "
+                    f"`transformers.pipeline(\"text-classification\", model=\"{refit['path']}\")`.",
+                    ""]
         out += ["Reproduce it:", "", "```python", report["snippet"], "```", ""]
     out += ["## Data", ""]
     out += [

@@ -498,6 +498,7 @@ def search(
     max_length: int = 128,
     evals_per_epoch: int = 2,
     baselines: bool = True,
+    refit: bool = False,
     progress: ProgressHook | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> SearchResult:
@@ -541,6 +542,9 @@ def search(
         evals_per_epoch: Validation evaluations (pruning checkpoints) per epoch. Default 2.
         baselines: Enqueue the space's baseline strategies as the first trials of a new study.
             Default True.
+        refit: After the search, train the recommended strategy once more, score the test split
+            and save the model to ``OUT/model`` (see :func:`autoft.refit`); this runs after the
+            time budget. Default False.
         progress: Receives progress events (the CLI's display). Default None (logging only).
         callbacks: Optuna callbacks called after each trial (one-worker searches only).
 
@@ -666,6 +670,13 @@ def search(
             f"failure: {state.first_failure}. The report in {str(out_dir)!r} lists them."
             + (f"\nIts traceback:\n{state.first_traceback}" if state.first_traceback else "")
         )
+    if refit and recommend(study, metric, num_layers) is not None:
+        from autoft.refit import refit as refit_study
+
+        refit_study(out_dir if storage is None else None, storage=storage,
+                    study_name=study_name, save_to=out_dir / "model", data=data,
+                    validation=validation, test=test, device=device)
+        paths = write_report(study, out_dir)
     return SearchResult(study, out_dir, paths)
 
 
@@ -758,21 +769,7 @@ def run_worker(
     info = probe.user_attrs.get("autoft")
     if not isinstance(info, dict):
         raise StudyError(f"study {study_name!r} was not made by autoft search")
-    paths = info.get("data_paths", {})
-    summary = info["data"]
-    task = load_task_data(
-        data if data is not None else _stored_path(paths.get("data"), "data"),
-        validation=validation if validation is not None else paths.get("validation"),
-        test=test if test is not None else paths.get("test"),
-        text_column=summary["text_column"], text_pair_column=summary["text_pair_column"],
-        label_column=summary["label_column"], validation_size=info["validation_size"],
-        seed=info["seed"],
-    )
-    if task.fingerprint() != summary["fingerprint"]:
-        raise DataError(
-            "the data found here differ from the study's (fingerprint of texts and labels); give "
-            "the study's exact files with --data/--validation/--test"
-        )
+    task = task_from_study(info, data=data, validation=validation, test=test)
     backbone = info.get("backbone")
     try:
         encoder, tokenizer, resolved = load_backbone(backbone)
@@ -806,6 +803,37 @@ def run_worker(
             f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed; the first: {state.first_failure}"
         )
     return state
+
+
+def task_from_study(
+    info: dict[str, Any], data: Any = None, validation: Any = None, test: Any = None
+) -> TaskData:
+    """Load a study's data again: from the paths it stored, or from the given data.
+
+    Args:
+        info: The study's ``autoft`` user attribute.
+        data, validation, test: Replacements for the stored paths (any supported input type).
+
+    Raises:
+        DataError: A stored path is missing here, or the data differ from the study's
+            (fingerprint of texts and labels).
+    """
+    paths = info.get("data_paths", {})
+    summary = info["data"]
+    task = load_task_data(
+        data if data is not None else _stored_path(paths.get("data"), "data"),
+        validation=validation if validation is not None else paths.get("validation"),
+        test=test if test is not None else paths.get("test"),
+        text_column=summary["text_column"], text_pair_column=summary["text_pair_column"],
+        label_column=summary["label_column"], validation_size=info["validation_size"],
+        seed=info["seed"],
+    )
+    if task.fingerprint() != summary["fingerprint"]:
+        raise DataError(
+            "the data found here differ from the study's (fingerprint of texts and labels); give "
+            "the study's exact files with --data/--validation/--test"
+        )
+    return task
 
 
 def _stored_path(path: str | None, what: str) -> str:
