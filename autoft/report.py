@@ -8,6 +8,7 @@ as study user attributes and each trial's measurements as trial user attributes,
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from autoft.storage import open_storage
 
 __all__ = ["STUDY_NAME", "build_report", "load_study", "render_markdown", "study_runs",
            "study_status", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 #: Default study name.
 STUDY_NAME = "autoft"
@@ -257,10 +260,10 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``trials.csv`` into ``out_dir``.
+    """Write ``report.json``, ``report.md``, ``trials.csv`` and ``report.html`` into ``out_dir``.
 
     Returns:
-        The written paths by kind (``"json"``, ``"markdown"``, ``"csv"``).
+        The written paths by kind (``"json"``, ``"markdown"``, ``"csv"``, ``"html"``).
 
     Raises:
         StudyError: As for :func:`build_report`.
@@ -277,6 +280,12 @@ def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
     pd.DataFrame(report["trials"]).to_csv(tmp["csv"], index=False)
     for key, path in paths.items():
         tmp[key].replace(path)  # atomic: a crash never leaves half a report
+    try:
+        from autoft.html_report import write_html
+
+        paths["html"] = write_html(study, out / "report.html", report)
+    except Exception:  # the plots are a bonus: never lose the text report over them
+        logger.warning("the HTML report could not be written", exc_info=True)
     return paths
 
 
