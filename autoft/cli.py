@@ -162,6 +162,11 @@ def main(verbose: int) -> None:
 @click.option("--storage", default=None, help="Keep the study in a database instead of --out, e.g. "
               "postgresql://user:pw@host/db; other machines join with 'autoft worker'.")
 @click.option("--study", "study_name", default="autoft", show_default=True, help="Study name.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs of each top strategy near the end (noise check); 1 disables.")
+@click.option("--curve-sizes", default="0.1,0.3", show_default=True,
+              help="Smaller training sizes for learning curves: fractions or example counts, "
+              "comma-separated; empty disables.")
 @click.option("--refit", is_flag=True, help="After the search, train the recommended strategy "
               "again and save it to OUT/model for transformers.pipeline.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
@@ -170,8 +175,8 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
                    text_column: str | None, text_pair_column: str | None,
                    label_column: str | None, validation_size: float, space: Path | None,
                    metric: str, pruner: str, device: str, seed: int, max_length: int,
-                   workers: int, storage: str | None, study_name: str, refit: bool,
-                   no_progress: bool) -> None:
+                   workers: int, storage: str | None, study_name: str, seeds: int,
+                   curve_sizes: str, refit: bool, no_progress: bool) -> None:
     """Search fine-tuning strategies for DATA (CSV, TSV, JSONL or Parquet) and write a report."""
     from rich.console import Console
 
@@ -183,13 +188,19 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
     console.print(f"autoft {autoft.__version__}: searching {data} -> {out}", highlight=False)
     size: float | int = int(validation_size) if validation_size >= 1 else validation_size
     try:
+        sizes = [float(x) if "." in x else int(x) for x in curve_sizes.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--curve-sizes {curve_sizes!r}: give fractions or counts such as 0.1,0.3 or 500,2000")
+        return
+    try:
         result = autoft.search(
             data, model=model, budget=budget, n_trials=n_trials, trial_budget=trial_budget,
             out=out, validation=validation, test=test, text_column=text_column,
             text_pair_column=text_pair_column, label_column=label_column,
             validation_size=size, space=space, metric=metric, pruner=pruner, device=device,
             seed=seed, max_length=max_length, workers=workers, storage=storage,
-            study_name=study_name, refit=refit, progress=display,  # type: ignore[arg-type]
+            study_name=study_name, seeds=seeds, curve_sizes=sizes, refit=refit,
+            progress=display,  # type: ignore[arg-type]
         )
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the study in {out} is kept. Run the same command again "

@@ -28,7 +28,8 @@ PLOT_TITLES = {
     "learning_rate": "Learning rate vs score",
     "importances": "Parameter importances",
     "pareto": "Pareto front: score vs training cost",
-    "learning_curves": "Learning curves: validation score vs training examples seen",
+    "learning_curves": "Training progress: validation score vs training examples seen",
+    "size_curves": "Learning curves: validation score vs training-set size",
 }
 
 
@@ -123,6 +124,21 @@ def figures(study: optuna.Study, report: dict[str, Any]) -> dict[str, Any]:
                                      name=f"frozen {k} (trial {number})"))
         fig.update_layout(xaxis_title="training examples seen", yaxis_title=metric)
         out["learning_curves"] = fig
+    size_curves = [c for c in (report.get("analysis") or {}).get("learning_curves", [])
+                   if len(c["points"]) > 1]
+    if size_curves:
+        fig = go.Figure()
+        for c in size_curves:
+            ns = [p[0] for p in c["points"]]
+            grid = [min(ns) * (4 * max(ns) / min(ns)) ** (i / 40) for i in range(41)]
+            fig.add_trace(go.Scatter(x=ns, y=[p[1] for p in c["points"]], mode="markers",
+                                     name=f"{c['family']} measured", marker={"size": 10}))
+            fig.add_trace(go.Scatter(
+                x=grid, y=[min(1.0, max(0.0, c["intercept"] + c["slope"] * math.log(n)))
+                           for n in grid],
+                mode="lines", name=f"{c['family']} fit", line={"dash": "dot"}))
+        fig.update_layout(xaxis_type="log", xaxis_title="training examples", yaxis_title=metric)
+        out["size_curves"] = fig
     for key, fig in out.items():
         fig.update_layout(title=PLOT_TITLES[key], height=420, margin={"t": 60, "b": 50})
     return out

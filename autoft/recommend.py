@@ -6,6 +6,7 @@ recommendation can be rebuilt from the study storage alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoft.strategy import Strategy
 
-__all__ = ["Recommendation", "recommend", "trial_records"]
+__all__ = ["Recommendation", "recommend", "strategy_key", "trial_records"]
 
 #: Strategy fields shown as table columns, in order.
 STRATEGY_COLUMNS = (
@@ -31,7 +32,10 @@ def trial_records(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     :data:`STRATEGY_COLUMNS`, ``score`` (best validation score of the trial, also for pruned
     trials), ``value`` (Optuna's value), ``seconds`` (wall-clock seconds of the fine-tune),
     ``trainable_params``, ``total_params``, ``examples_trained``, ``evaluations``, ``status``
-    (complete/pruned/deadline), ``seed``, ``fail_reason``, ``retry_of``, ``description``.
+    (complete/pruned/deadline), ``seed``, ``fail_reason``, ``retry_of``, ``description``,
+    ``purpose`` (None for search trials, ``"reseed"`` or ``"learning_curve"`` for follow-ups),
+    ``reseed_of``, ``curve_of``, ``train_size`` (training examples the trial used),
+    ``train_seconds``, ``eval_seconds``.
     """
     records = []
     for t in trials:
@@ -57,6 +61,12 @@ def trial_records(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
             fail_reason=attrs.get("fail_reason") or t.system_attrs.get("fail_reason"),
             retry_of=attrs.get("retry_of"),
             description=attrs.get("description"),
+            purpose=attrs.get("purpose"),
+            reseed_of=attrs.get("reseed_of"),
+            curve_of=attrs.get("curve_of"),
+            train_size=attrs.get("train_size"),
+            train_seconds=attrs.get("train_seconds"),
+            eval_seconds=attrs.get("eval_seconds"),
         )
         records.append(record)
     return records
@@ -67,17 +77,21 @@ class Recommendation:
     """The strategy a study recommends, with its evidence.
 
     Attributes:
-        trial_number: The trial that measured it.
+        trial_number: The trial that measured it (the first run of the strategy).
         strategy: The recommended strategy.
-        score: Its best validation score.
-        seconds: Wall-clock seconds its fine-tune took on the search's machine.
+        score: Its validation score: the mean over its seeds when it was re-seeded.
+        seconds: Mean wall-clock seconds of its fine-tunes on the search's machine.
         trainable_params: Parameters it trains.
         reason: Plain-language explanation: score and cost, compared with the other trials.
-        cheaper_alternative: Record of the cheapest completed trial within ``tolerance`` of the
-            best score, when it costs less than the recommended one; else None.
+        seeds: Runs of the strategy (different seeds) behind ``score``.
+        score_std: Standard deviation of its score over the seeds (None with one seed).
+        cheaper_alternative: Record of a cheaper strategy within the noise (or ``tolerance``) of
+            the best, when there is one; else None.
         comparisons: The best completed trial of full fine-tuning (``"full fine-tuning"``) and of
             the head-only strategies (``"head only"``; named a linear probe in the text when its
             head is linear), as records, when they were tried.
+        groups: Every completed strategy at full size with its seeds: ``trial_number``, ``scores``,
+            ``mean``, ``std``, ``seconds``, ``description``, best first.
     """
 
     trial_number: int
@@ -86,8 +100,11 @@ class Recommendation:
     seconds: float
     trainable_params: int
     reason: str
+    seeds: int = 1
+    score_std: float | None = None
     cheaper_alternative: dict[str, Any] | None = None
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -95,12 +112,20 @@ class Recommendation:
             "trial_number": self.trial_number,
             "strategy": self.strategy.to_dict(),
             "score": self.score,
+            "score_std": self.score_std,
+            "seeds": self.seeds,
             "seconds": self.seconds,
             "trainable_params": self.trainable_params,
             "reason": self.reason,
             "cheaper_alternative": self.cheaper_alternative,
             "comparisons": self.comparisons,
+            "groups": self.groups,
         }
+
+
+def strategy_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """Identity of a record's strategy (its strategy fields), to group re-seeded runs."""
+    return tuple(record.get(name) for name in STRATEGY_COLUMNS)
 
 
 def _fmt_params(n: int | None) -> str:
@@ -109,75 +134,124 @@ def _fmt_params(n: int | None) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
+def _groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Completed full-size runs grouped by strategy (a trial and its re-seeds), best mean first."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r["number"]):
+        g = groups.setdefault(strategy_key(r), {"trial_number": r["number"], "records": []})
+        g["records"].append(r)
+    out = []
+    for g in groups.values():
+        rs = g["records"]
+        scores = [float(r["score"]) for r in rs]
+        mean = sum(scores) / len(scores)
+        std = (math.sqrt(sum((x - mean) ** 2 for x in scores) / (len(scores) - 1))
+               if len(scores) > 1 else None)
+        first = rs[0]
+        out.append({
+            "trial_number": g["trial_number"], "trials": [r["number"] for r in rs],
+            "scores": scores, "mean": mean, "std": std,
+            "seconds": sum(float(r["seconds"] or 0.0) for r in rs) / len(rs),
+            "description": first["description"], "frozen_layers": first["frozen_layers"],
+            "head": first["head"], "trainable_params": first["trainable_params"],
+            "total_params": first["total_params"],
+        })
+    return sorted(out, key=lambda g: (-g["mean"], g["seconds"]))
+
+
 def recommend(
     study: optuna.Study, metric: str, num_layers: int, tolerance: float = 0.005
 ) -> Recommendation | None:
     """Pick the strategy to recommend from a study's completed trials.
 
-    The recommendation is the completed trial with the best validation score (pruned trials did
-    not finish training, so they are never recommended). A cheaper alternative is named when a
-    completed trial scores within ``tolerance`` of it at lower cost.
+    Completed full-size trials are grouped by strategy (a trial and its re-seeded runs); the group
+    with the best mean score leads. Pruned trials and learning-curve probes are never
+    recommended. A cheaper strategy (at most 2/3 of the cost) is recommended instead when its mean
+    is within the noise of the leader: the larger standard deviation of the two when both were
+    re-seeded, else ``tolerance``.
 
     Args:
         study: The study.
         metric: Name of the validation metric, for the explanation.
         num_layers: The backbone's block count L, for describing strategies.
-        tolerance: Score difference treated as a tie, in metric units. Default 0.005 (half a point
-            of accuracy).
+        tolerance: Score difference treated as a tie without seed statistics, in metric units.
+            Default 0.005 (half a point of accuracy).
 
     Returns:
         The recommendation, or None when no trial completed.
     """
     trials = study.get_trials(deepcopy=False)
-    records = [r for r in trial_records(trials) if r["state"] == "COMPLETE" and r["score"] is not None]
-    if not records:
+    full = [r for r in trial_records(trials) if r["state"] == "COMPLETE"
+            and r["score"] is not None and r.get("purpose") != "learning_curve"]
+    if not full:
         return None
-    best = max(records, key=lambda r: (r["score"], -(r["seconds"] or 0.0)))
+    groups = _groups(full)
+    leader = groups[0]
+    pick, noise_note = leader, ""
+    for g in groups[1:]:
+        both = leader["std"] is not None and g["std"] is not None
+        noise = max(leader["std"], g["std"]) if both else tolerance
+        if g["mean"] >= leader["mean"] - noise and g["seconds"] <= (2 / 3) * leader["seconds"]:
+            if pick is leader or g["seconds"] < pick["seconds"]:
+                pick = g
+                noise_note = (
+                    f"Trial {leader['trial_number']} ({leader['description']}) scored "
+                    f"{leader['mean']:.4f} on average, higher by {leader['mean'] - g['mean']:.4f}, "
+                    f"which is within the noise ({noise:.4f}"
+                    + (", the larger standard deviation over seeds" if both else ", the tie "
+                       "tolerance") + f") while costing {leader['seconds'] / g['seconds']:.1f}x "
+                    "as much; so the cheaper strategy is recommended."
+                )
     finished = sum(1 for t in trials if t.state.is_finished())
-    strategy = Strategy.from_dict(next(t for t in trials if t.number == best["number"])
-                                  .user_attrs["strategy"])
+    by_number = {t.number: t for t in trials}
+    strategy = Strategy.from_dict(by_number[pick["trial_number"]].user_attrs["strategy"])
+    n = len(pick["scores"])
+    score_text = (f"{pick['mean']:.4f} {metric} on the validation split"
+                  + (f" (mean of {n} seeds, standard deviation {pick['std']:.4f})" if n > 1 else ""))
     parts = [
-        f"Trial {best['number']} scored {best['score']:.4f} {metric} on the validation split, "
-        f"the best of {len(records)} completed trials ({finished} finished in all). Its fine-tune "
-        f"took {best['seconds']:.0f} s on the search's machine and trains "
-        f"{_fmt_params(best['trainable_params'])} of {_fmt_params(best['total_params'])} "
-        "parameters."
+        f"Trial {pick['trial_number']} scored {score_text}; {len(groups)} strategies completed "
+        f"({finished} trials finished in all). Its fine-tune took {pick['seconds']:.0f} s on the "
+        f"search's machine and trains {_fmt_params(pick['trainable_params'])} of "
+        f"{_fmt_params(pick['total_params'])} parameters."
     ]
+    if noise_note:
+        parts.append(noise_note)
     comparisons: dict[str, dict[str, Any]] = {}
-    for label, pick in (("full fine-tuning", lambda r: r["frozen_layers"] == 0),
-                        ("head only", lambda r: r["frozen_layers"] == num_layers)):
-        group = [r for r in records if pick(r)]
+    for label, match in (("full fine-tuning", lambda g: g["frozen_layers"] == 0),
+                         ("head only", lambda g: g["frozen_layers"] == num_layers)):
+        group = [g for g in groups if match(g)]
         if group:
-            top = max(group, key=lambda r: r["score"])
+            top = group[0]
             comparisons[label] = top
             if label == "head only" and top["head"] == "linear":
                 label = "linear probe"
-            if top["number"] != best["number"]:
-                parts.append(
-                    f"The best {label} trial ({top['number']}) scored {top['score']:.4f} in "
-                    f"{top['seconds']:.0f} s."
-                )
-    cheaper = [
-        r for r in records
-        if r["number"] != best["number"] and r["score"] >= best["score"] - tolerance
-        and (r["seconds"] or 0.0) < (best["seconds"] or 0.0)
-    ]
+            if top is not pick:
+                parts.append(f"The best {label} strategy (trial {top['trial_number']}) scored "
+                             f"{top['mean']:.4f} in {top['seconds']:.0f} s.")
     alternative = None
-    if cheaper:
-        alternative = min(cheaper, key=lambda r: r["seconds"])
-        ratio = alternative["seconds"] / max(best["seconds"], 1e-9)
-        parts.append(
-            f"Trial {alternative['number']} ({alternative['description']}) scored "
-            f"{alternative['score']:.4f}, within {tolerance:g} of the best, at {ratio:.0%} of the "
-            "cost: prefer it when training time matters more than the last fraction of a point."
-        )
+    if not noise_note:
+        cheaper = [g for g in groups if g is not pick and g["mean"] >= pick["mean"] - tolerance
+                   and g["seconds"] < pick["seconds"]]
+        if cheaper:
+            alternative = min(cheaper, key=lambda g: g["seconds"])
+            parts.append(
+                f"Trial {alternative['trial_number']} ({alternative['description']}) scored "
+                f"{alternative['mean']:.4f}, within {tolerance:g} of it, at "
+                f"{alternative['seconds'] / max(pick['seconds'], 1e-9):.0%} of the cost: prefer it "
+                "when training time matters more than the last fraction of a point."
+            )
+    else:
+        alternative = leader
     return Recommendation(
-        trial_number=best["number"],
+        trial_number=pick["trial_number"],
         strategy=strategy,
-        score=float(best["score"]),
-        seconds=float(best["seconds"] or 0.0),
-        trainable_params=int(best["trainable_params"] or 0),
+        score=float(pick["mean"]),
+        seconds=float(pick["seconds"]),
+        trainable_params=int(pick["trainable_params"] or 0),
         reason=" ".join(parts),
+        seeds=n,
+        score_std=pick["std"],
         cheaper_alternative=alternative,
         comparisons=comparisons,
+        groups=groups,
     )

@@ -128,6 +128,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
     counts = {state: sum(1 for r in records if r["state"] == state)
               for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     report = {
+        "analysis": _analysis(records, info),
         "autoft_version": info.get("version"),
         "study_name": study.study_name,
         "metric": info.get("metric"),
@@ -155,6 +156,41 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
         "snippet": None if rec is None else snippet(info, rec),
     }
     return _clean(report)
+
+
+def _analysis(records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """Cost model, learning curves, the size x budget table, the rule-of-thumb verdict, Pareto."""
+    from autoft.curves import (
+        family_of,
+        fit_cost_model,
+        fit_learning_curves,
+        pareto_front,
+        rule_of_thumb,
+        size_budget_table,
+    )
+
+    data = info.get("data", {})
+    n_val = int(data.get("validation_size") or 0)
+    n_train = int(data.get("train_size") or 0)
+    cost = fit_cost_model(records, n_val)
+    curves = fit_learning_curves(records)
+    best: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: -(r["score"] or 0.0)):
+        if (r["state"] == "COMPLETE" and r["score"] is not None
+                and r.get("purpose") != "learning_curve"):
+            best.setdefault(family_of(r), r)
+    measured = {n for c in curves.values() for n, _ in c.points}
+    sizes = sorted(measured | ({n_train, 4 * n_train} if n_train else set()))
+    table = [] if not cost.per_example else size_budget_table(
+        curves, cost, best, sizes, validation_size=n_val,
+        evals_per_epoch=int(info.get("evals_per_epoch", 2)))
+    return {
+        "cost_model": cost.to_dict(),
+        "learning_curves": [c.to_dict() for c in curves.values()],
+        "size_budget_table": table,
+        "rule_of_thumb": rule_of_thumb(table, int(info.get("num_layers") or 0)),
+        "pareto_front": [r["number"] for r in pareto_front(records)],
+    }
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -195,6 +231,56 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"`transformers.pipeline(\"text-classification\", model=\"{refit['path']}\")`.",
                     ""]
         out += ["Reproduce it:", "", "```python", report["snippet"], "```", ""]
+        seeded = [g for g in rec.get("groups", []) if len(g["scores"]) > 1]
+        if seeded:
+            out += ["### Seeds", "", "Strategies run with several seeds (noise check):", "",
+                    "| trial | strategy | seeds | mean | std | seconds |", "|---|---|---|---|---|---|"]
+            out += [f"| {g['trial_number']} | {g['description']} | {len(g['scores'])} | "
+                    f"{g['mean']:.4f} | {_fmt(g['std'])} | {g['seconds']:.0f} |" for g in seeded]
+            out.append("")
+    analysis = report.get("analysis") or {}
+    table = analysis.get("size_budget_table") or []
+    if table:
+        budgets = sorted({r["budget_seconds"] for r in table})
+        out += ["## Strategy by dataset size and budget", "",
+                "Expected validation score and training time of one fine-tune, from the learning "
+                "curves and the cost model below (sizes beyond the largest one trained on are "
+                "extrapolated, marked *).", "",
+                "| training examples | " + " | ".join(format_duration(b) for b in budgets) + " |",
+                "|---|" + "---|" * len(budgets)]
+        for n in sorted({r["train_size"] for r in table}):
+            cells = []
+            for b in budgets:
+                r = next(x for x in table if x["train_size"] == n and x["budget_seconds"] == b)
+                cells.append("nothing fits" if r["family"] is None else
+                             f"k={r['frozen_layers']} {r['head']} (trial {r['trial_number']}): "
+                             f"{r['expected_score']:.3f}, {format_duration(r['expected_seconds'])}")
+            star = "*" if any(x["extrapolated"] for x in table if x["train_size"] == n) else ""
+            out.append(f"| {n}{star} | " + " | ".join(cells) + " |")
+        out.append("")
+        if analysis.get("rule_of_thumb"):
+            out += ["**The rule of thumb, measured.** " + analysis["rule_of_thumb"], ""]
+    cost = analysis.get("cost_model") or {}
+    if cost.get("seconds_per_train_example"):
+        err = cost.get("median_abs_relative_error")
+        out += ["### Cost model", "",
+                "Training seconds per example (one pass) on this machine, by frozen_layers/head, "
+                f"fit to {cost['trials_used']} trials; evaluation "
+                f"{1000 * cost['seconds_per_eval_example']:.2f} ms per validation example. "
+                + ("" if err is None else
+                   f"Median error predicting the trials' own seconds: {100 * err:.1f}% "
+                   "(leave-one-out where a family has several trials)."), "",
+                "| family | ms per example |", "|---|---|"]
+        out += [f"| {fam} | {1000 * v:.2f} |" for fam, v in cost["seconds_per_train_example"].items()]
+        out.append("")
+    curves = [c for c in analysis.get("learning_curves", []) if len(c["points"]) > 1]
+    if curves:
+        out += ["### Learning curves", "", "score = a + b ln(n), fit per family to its best score "
+                "at each training size:", "", "| family | points (n: score) | a | b |",
+                "|---|---|---|---|"]
+        out += [f"| {c['family']} | " + ", ".join(f"{n}: {v:.3f}" for n, v in c["points"])
+                + f" | {c['intercept']:.3f} | {c['slope']:.4f} |" for c in curves]
+        out.append("")
     out += ["## Data", ""]
     out += [
         f"- source: `{data.get('source')}`; text column `{data.get('text_column')}`"
@@ -247,6 +333,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             note = f"retry of trial {t['retry_of']}" + (f"; {note}" if note else "")
         if t.get("status") == "deadline":
             note = "stopped at the budget's end" + (f"; {note}" if note else "")
+        if t.get("purpose") == "reseed":
+            note = f"re-seed of trial {t['reseed_of']}" + (f"; {note}" if note else "")
+        elif t.get("purpose") == "learning_curve":
+            note = (f"trial {t['curve_of']} on {t['train_size']} examples"
+                    + (f"; {note}" if note else ""))
         lr = t["learning_rate"] if t["frozen_layers"] != bb.get("num_layers") else None
         out.append(
             f"| {t['number']} | {t['state'].lower()} | {_fmt(t['frozen_layers'])} | {_fmt(lr)} | "

@@ -37,6 +37,7 @@ from autoft.budget import Budget, format_duration
 from autoft.data import TaskData, load_task_data
 from autoft.errors import AutoftError, DataError, StudyError, TrialError
 from autoft.finetune import METRICS, encode_split, resolve_device, train_strategy
+from autoft.followup import nested_subset, plan_followups
 from autoft.recommend import Recommendation, recommend, trial_records
 from autoft.report import STUDY_NAME, load_study, write_report
 from autoft.space import SearchSpace
@@ -186,6 +187,7 @@ class _RunState:
     first_failure: str = ""
     first_traceback: str = ""
     trials_run: int = 0
+    followups_enqueued: bool = False
 
 
 def _now() -> str:
@@ -266,6 +268,10 @@ class _Context:
     seed: int
     pruner: str | optuna.pruners.BasePruner
     local_single: bool  # one worker on a local study file: every RUNNING trial at start is stale
+    seeds: int = 3
+    top_k: int = 3
+    curve_sizes: tuple[float | int, ...] = (0.1, 0.3)
+    reserve: float = 0.25
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         return make_pruner(self.pruner, self.space.max_epochs * self.evals_per_epoch)
@@ -322,9 +328,16 @@ def _run_trials(
     fingerprint = ctx.task.fingerprint()
     storage = study._storage
 
+    full_size = len(train_enc)
+
     def objective(trial: optuna.Trial) -> float:
         strategy = ctx.space.suggest(trial, ctx.num_layers)
         trial_seed = ctx.seed + trial.number
+        purpose = trial.user_attrs.get("purpose")
+        size = int(trial.user_attrs.get("train_size") or full_size)
+        train_part = train_enc if size >= full_size else train_enc.subset(
+            nested_subset(train_enc.labels, size, ctx.seed))
+        trial.set_user_attr("train_size", min(size, full_size))
         for key, value in (("strategy", strategy.to_dict()),
                            ("description", strategy.describe(ctx.num_layers)),
                            ("seed", trial_seed), ("data_fingerprint", fingerprint),
@@ -341,12 +354,12 @@ def _run_trials(
             trial.report(score, index)
             if progress is not None:
                 progress.on_evaluation(trial.number, index, score)
-            return trial.should_prune()
+            return purpose is None and trial.should_prune()  # follow-ups run to the end
 
         try:
             with Heartbeat(storage, trial._trial_id):
                 outcome, model_ = train_strategy(
-                    encoder, strategy, train_enc, val_enc, ctx.task.num_labels, pad_id=pad_id,
+                    encoder, strategy, train_part, val_enc, ctx.task.num_labels, pad_id=pad_id,
                     metric=ctx.metric, device=dev, seed=trial_seed,
                     evals_per_epoch=ctx.evals_per_epoch, deadline=trial_deadline, report=report,
                 )
@@ -391,6 +404,9 @@ def _run_trials(
             state.failures = 0
         if not ctx.local_single:
             fail_stale_trials(study_)  # a dead worker's trial is failed and retried by the living
+        if not state.followups_enqueued and _followups_due(study_, ctx, limits, deadline):
+            state.followups_enqueued = True
+            _enqueue_followups(study_, ctx)
         if state.failures >= MAX_CONSECUTIVE_FAILURES:
             state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
         else:
@@ -404,6 +420,40 @@ def _run_trials(
             objective, callbacks=[stopper, *callbacks], catch=(Exception,), gc_after_trial=True,
         )
     return state
+
+
+def _followups_due(
+    study: optuna.Study, ctx: _Context, limits: Budget, deadline: float | None
+) -> bool:
+    """Whether to enqueue the follow-up trials now: in the last ``reserve`` share of the time
+    budget, or when the trials left equal the follow-ups planned (after 6 completed trials)."""
+    if ctx.seeds <= 1 and not ctx.curve_sizes:
+        return False
+    if study.user_attrs.get("followups_enqueued"):
+        return False
+    if deadline is not None and limits.seconds is not None:
+        if time.monotonic() >= deadline - ctx.reserve * limits.seconds:
+            return True
+    if limits.n_trials is not None:
+        trials = study.get_trials(deepcopy=False)
+        completed = sum(t.state == TrialState.COMPLETE for t in trials)
+        left = limits.n_trials - _trial_slots_taken(study)
+        if completed >= 6 and left <= len(_plan(study, ctx)):
+            return True
+    return False
+
+
+def _plan(study: optuna.Study, ctx: _Context) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return plan_followups(study, ctx.num_layers, len(ctx.task.train), seeds=ctx.seeds,
+                          top_k=ctx.top_k, curve_sizes=ctx.curve_sizes)
+
+
+def _enqueue_followups(study: optuna.Study, ctx: _Context) -> None:
+    study.set_user_attr("followups_enqueued", True)
+    plans = _plan(study, ctx)
+    for params, attrs in plans:
+        study.enqueue_trial(params, user_attrs=attrs)
+    logger.info("enqueued %d follow-up trials (re-seeds and learning-curve probes)", len(plans))
 
 
 def _release_memory(device: torch.device) -> None:
@@ -498,6 +548,10 @@ def search(
     max_length: int = 128,
     evals_per_epoch: int = 2,
     baselines: bool = True,
+    seeds: int = 3,
+    top_k: int = 3,
+    curve_sizes: Sequence[float | int] = (0.1, 0.3),
+    reserve: float = 0.25,
     refit: bool = False,
     progress: ProgressHook | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
@@ -542,6 +596,15 @@ def search(
         evals_per_epoch: Validation evaluations (pruning checkpoints) per epoch. Default 2.
         baselines: Enqueue the space's baseline strategies as the first trials of a new study.
             Default True.
+        seeds: Runs (seeds) of each of the ``top_k`` best strategies, enqueued near the end of
+            the search so the report can separate wins from seed noise. 1 disables. Default 3.
+        top_k: Strategies re-seeded. Default 3.
+        curve_sizes: Smaller training-set sizes the leading strategy families are re-run on, for
+            the learning curves: fractions of the training split (floats < 1) or example counts
+            (ints). Empty disables. Default (0.1, 0.3).
+        reserve: Share of the time budget kept for those follow-ups: they are enqueued when this
+            much is left (or, with only ``n_trials``, when the trials left equal the follow-ups
+            planned). Default 0.25.
         refit: After the search, train the recommended strategy once more, score the test split
             and save the model to ``OUT/model`` (see :func:`autoft.refit`); this runs after the
             time budget. Default False.
@@ -574,6 +637,16 @@ def search(
         raise AutoftError(f"max_length={max_length!r} must be an integer >= 8 (tokens)")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise AutoftError(f"workers={workers!r} must be an integer >= 1")
+    for name, value in (("seeds", seeds), ("top_k", top_k)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AutoftError(f"{name}={value!r} must be an integer >= 1")
+    if not 0.0 <= float(reserve) < 1.0:
+        raise AutoftError(f"reserve={reserve!r} must be in [0, 1)")
+    for size in curve_sizes:
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
+            raise AutoftError(
+                f"curve size {size!r} must be a fraction in (0, 1) or a positive example count"
+            )
     search_space = SearchSpace.load(space)
     if not isinstance(pruner, optuna.pruners.BasePruner) and pruner not in PRUNERS:
         raise AutoftError(f"pruner {pruner!r} is not one of {PRUNERS} or an optuna pruner")
@@ -601,6 +674,7 @@ def search(
         task=task, backbone_path=resolved, space=search_space, num_layers=num_layers,
         metric=metric, max_length=max_length, evals_per_epoch=evals_per_epoch, device=device,
         seed=seed, pruner=pruner, local_single=storage is None and workers == 1,
+        seeds=seeds, top_k=top_k, curve_sizes=tuple(curve_sizes), reserve=reserve,
     )
     existing = {s.study_name for s in store.get_all_studies()}
     study = optuna.create_study(

@@ -1,0 +1,123 @@
+"""The follow-up phase of a search: re-seeded top strategies and smaller training sets.
+
+When a search nears its end (a share of the time budget left, or few trials left), it enqueues
+
+* **re-seeds**: the ``top_k`` best strategies so far again with new seeds, until each has ``seeds``
+  runs, so the report can tell a real win from seed noise (mean and standard deviation);
+* **learning-curve probes**: the best strategy of the leading families (always including full
+  fine-tuning and the head-only family when they were tried) on smaller nested, stratified subsets
+  of the training split (``curve_sizes``), so the report can fit learning curves.
+
+Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+
+from autoft.curves import family_of
+from autoft.recommend import strategy_key, trial_records
+
+__all__ = ["nested_subset", "plan_followups", "resolve_sizes"]
+
+logger = logging.getLogger(__name__)
+
+#: Fewest training examples a learning-curve probe trains on.
+MIN_PROBE_SIZE = 32
+
+
+def resolve_sizes(curve_sizes: Sequence[float | int], train_size: int) -> list[int]:
+    """Turn fractions (floats in (0, 1)) and counts (ints) into sorted example counts below the
+    full training size (at least :data:`MIN_PROBE_SIZE`)."""
+    sizes = set()
+    for size in curve_sizes:
+        n = int(round(size * train_size)) if isinstance(size, float) and size < 1 else int(size)
+        if MIN_PROBE_SIZE <= n < train_size:
+            sizes.add(n)
+    return sorted(sizes)
+
+
+def nested_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Indices of a stratified subset of ``size`` examples; smaller sizes are prefixes of larger.
+
+    Each class is shuffled (seeded); every example gets the key (rank in its class + 0.5) /
+    (class size), and the examples are taken in key order, so each prefix holds the classes in
+    their proportions.
+
+    Args:
+        labels: Class id of each example, shape ``(N,)``.
+        size: Examples wanted, ``1 <= size <= N``.
+        seed: Seed of the per-class shuffles.
+
+    Returns:
+        Sorted indices, shape ``(size,)``.
+    """
+    rng = np.random.default_rng(seed)
+    keys = np.empty(len(labels), dtype=np.float64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        perm = rng.permutation(idx)
+        keys[perm] = (np.arange(len(perm)) + 0.5) / len(perm)
+    order = np.lexsort((rng.random(len(labels)), keys))
+    return np.sort(order[:size])
+
+
+def plan_followups(
+    study: optuna.Study,
+    num_layers: int,
+    train_size: int,
+    *,
+    seeds: int = 3,
+    top_k: int = 3,
+    curve_sizes: Sequence[float | int] = (0.1, 0.3),
+    curve_families: int = 4,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The follow-up trials still missing, as ``(params, user_attrs)`` for ``enqueue_trial``.
+
+    Args:
+        study: The study.
+        num_layers: The backbone's block count L.
+        train_size: Examples in the full training split.
+        seeds: Runs (seeds) wanted for each of the top strategies. Default 3.
+        top_k: How many of the best strategies to re-seed. Default 3.
+        curve_sizes: Training-set sizes of the learning-curve probes: fractions of the training
+            split (floats < 1) or example counts (ints). Default (0.1, 0.3).
+        curve_families: Leading families probed (plus full fine-tuning and head-only). Default 4.
+    """
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    records = trial_records(list(trials.values()))
+    queued = [r for r in records if r["state"] in ("WAITING", "RUNNING", "COMPLETE", "PRUNED")]
+    main = [r for r in records if r["state"] == "COMPLETE" and r.get("purpose") is None
+            and r.get("score") is not None]
+    plans: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    # re-seeds of the top strategies
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in sorted(main, key=lambda r: -r["score"]):
+        by_key.setdefault(strategy_key(r), r)
+    for r in list(by_key.values())[:top_k]:
+        have = 1 + sum(1 for q in queued if q.get("reseed_of") == r["number"])
+        for _ in range(max(0, seeds - have)):
+            plans.append((dict(trials[r["number"]].params),
+                          {"purpose": "reseed", "reseed_of": r["number"]}))
+    # learning-curve probes of the leading families
+    best_of: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in sorted(main, key=lambda r: -r["score"]):
+        best_of.setdefault(family_of(r), r)
+    leading = list(best_of)[:curve_families]
+    for fam in best_of:
+        if fam[0] in (0, num_layers) and fam not in leading:
+            leading.append(fam)
+    for fam in leading:
+        r = best_of[fam]
+        for n in resolve_sizes(curve_sizes, train_size):
+            if any(q.get("curve_of") == r["number"] and q.get("train_size") == n for q in queued):
+                continue
+            plans.append((dict(trials[r["number"]].params),
+                          {"purpose": "learning_curve", "curve_of": r["number"],
+                           "train_size": n}))
+    return plans
