@@ -295,26 +295,29 @@ def rule_of_thumb(table: Sequence[dict[str, Any]], num_layers: int) -> str:
     small, large = cell(sizes[0], big_budget), cell(sizes[-1], big_budget)
     if small and large and sizes[0] != sizes[-1]:
         ks, kl = small["frozen_layers"], large["frozen_layers"]
-        verdict = ("confirms" if ks > kl else "contradicts" if ks < kl
-                   else "does not bear out (the same number of frozen blocks wins at both sizes)")
+        rule = "the rule of thumb 'small data: freeze more; large data: full fine-tuning'"
+        verdict = (f"confirms {rule}" if ks > kl else f"contradicts {rule}" if ks < kl
+                   else f"neither confirms nor contradicts {rule}: the same number of frozen "
+                   "blocks wins at both sizes")
         parts.append(
             f"Data size: with ample compute ({big_budget / 3600:g} h), {sizes[0]} examples call for "
             f"k={ks} of {num_layers} frozen blocks (expected {small['expected_score']:.3f}) and "
             f"{sizes[-1]} examples for k={kl} (expected {large['expected_score']:.3f}"
-            + (", extrapolated" if large["extrapolated"] else "") + f"). This {verdict} the rule "
-            "of thumb 'small data: freeze more; large data: full fine-tuning'."
+            + (", extrapolated" if large["extrapolated"] else "") + f"). This {verdict}."
         )
     mid = sizes[len(sizes) // 2]
     tight, ample = cell(mid, budgets[0]), cell(mid, budgets[-1])
     if tight and ample and budgets[0] != budgets[-1]:
         kt, ka = tight["frozen_layers"], ample["frozen_layers"]
-        verdict = ("confirms" if kt > ka else "contradicts" if kt < ka
-                   else "does not bear out (the compute budget does not change the choice)")
+        rule = "'little compute: freeze more'"
+        verdict = (f"confirms {rule}" if kt > ka else f"contradicts {rule}" if kt < ka
+                   else f"neither confirms nor contradicts {rule}: the budget does not change "
+                   "the choice here")
         parts.append(
             f"Compute: at {mid} examples, {budgets[0] / 60:g} minutes call for k={kt} (expected "
             f"{tight['expected_score']:.3f}, {tight['expected_seconds']:.0f} s) and "
             f"{budgets[-1] / 3600:g} hours for k={ka} (expected {ample['expected_score']:.3f}). "
-            f"This {verdict} 'little compute: freeze more'."
+            f"This {verdict}."
         )
     return " ".join(parts)
 

@@ -237,3 +237,31 @@ def test_status_of_a_finished_study(data, tiny_bert, tmp_path) -> None:  # type:
     assert sum(status["counts"].values()) == 3
     assert status["best"] == result.best_score_ and status["running"] == []
     assert status["seconds_left"] is None
+
+
+def test_followups_reseed_top_strategies_and_probe_smaller_sizes(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 4]},
+             "head": "linear"}
+    result = autoft.search(data, model=str(tiny_bert), space=space, out=tmp_path, device="cpu",
+                           validation_size=40, n_trials=14, pruner="none", seeds=3, top_k=2,
+                           curve_sizes=(0.3, 0.6))
+    trials = pd.DataFrame(result.trials_)
+    assert len(trials) == 14 and set(trials["state"]) == {"COMPLETE"}
+    reseeds = trials[trials["purpose"] == "reseed"]
+    curves = trials[trials["purpose"] == "learning_curve"]
+    assert len(reseeds) == 4 and len(curves) == 4
+    assert sorted(reseeds["reseed_of"].value_counts().tolist()) == [2, 2]  # 3 runs each
+    assert sorted(curves["train_size"].tolist()) == [36, 36, 72, 72]
+    assert set(trials.loc[trials["purpose"].isna(), "train_size"]) == {120}
+    rec = result.recommendation_
+    if rec.trial_number in set(reseeds["reseed_of"]):
+        assert rec.seeds == 3 and rec.score_std is not None
+    report = json.loads((tmp_path / "report.json").read_text())
+    analysis = report["analysis"]
+    assert {len(c["points"]) for c in analysis["learning_curves"]} == {3}
+    sizes = sorted({r["train_size"] for r in analysis["size_budget_table"]})
+    assert sizes == [36, 72, 120, 480]
+    assert analysis["cost_model"]["trials_used"] == 14
+    md = (tmp_path / "report.md").read_text()
+    assert "## Strategy by dataset size and budget" in md and "### Seeds" in md
+    assert "data-plot='size_curves'" in (tmp_path / "report.html").read_text()
