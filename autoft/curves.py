@@ -190,6 +190,8 @@ def fit_learning_curves(records: Sequence[dict[str, Any]]) -> dict[Family, Learn
     for r in records:
         if r["state"] != "COMPLETE" or r.get("score") is None or not r.get("train_size"):
             continue
+        if r.get("purpose") and r.get("status") == "deadline":
+            continue  # a follow-up cut short by the deadline is not a measurement
         sizes = best.setdefault(family_of(r), {})
         n = int(r["train_size"])
         if n not in sizes or r["score"] > sizes[n][0]:

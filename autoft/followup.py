@@ -8,7 +8,9 @@ When a search nears its end (a share of the time budget left, or few trials left
   fine-tuning and the head-only family when they were tried) on smaller nested, stratified subsets
   of the training split (``curve_sizes``), so the report can fit learning curves.
 
-Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned.
+Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned. The
+probes come first (they are cheap: a fraction of a full trial each), then the re-seeds. A follow-up
+cut short by the deadline is left out of the statistics.
 """
 
 from __future__ import annotations
@@ -95,15 +97,6 @@ def plan_followups(
     main = [r for r in records if r["state"] == "COMPLETE" and r.get("purpose") is None
             and r.get("score") is not None]
     plans: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    # re-seeds of the top strategies
-    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in sorted(main, key=lambda r: -r["score"]):
-        by_key.setdefault(strategy_key(r), r)
-    for r in list(by_key.values())[:top_k]:
-        have = 1 + sum(1 for q in queued if q.get("reseed_of") == r["number"])
-        for _ in range(max(0, seeds - have)):
-            plans.append((dict(trials[r["number"]].params),
-                          {"purpose": "reseed", "reseed_of": r["number"]}))
     # learning-curve probes of the leading families
     best_of: dict[tuple[int, str], dict[str, Any]] = {}
     for r in sorted(main, key=lambda r: -r["score"]):
@@ -120,4 +113,13 @@ def plan_followups(
             plans.append((dict(trials[r["number"]].params),
                           {"purpose": "learning_curve", "curve_of": r["number"],
                            "train_size": n}))
+    # re-seeds of the top strategies
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in sorted(main, key=lambda r: -r["score"]):
+        by_key.setdefault(strategy_key(r), r)
+    for r in list(by_key.values())[:top_k]:
+        have = 1 + sum(1 for q in queued if q.get("reseed_of") == r["number"])
+        for _ in range(max(0, seeds - have)):
+            plans.append((dict(trials[r["number"]].params),
+                          {"purpose": "reseed", "reseed_of": r["number"]}))
     return plans

@@ -182,7 +182,8 @@ def recommend(
     """
     trials = study.get_trials(deepcopy=False)
     full = [r for r in trial_records(trials) if r["state"] == "COMPLETE"
-            and r["score"] is not None and r.get("purpose") != "learning_curve"]
+            and r["score"] is not None and r.get("purpose") != "learning_curve"
+            and not (r.get("purpose") and r.get("status") == "deadline")]
     if not full:
         return None
     groups = _groups(full)
