@@ -24,6 +24,7 @@ from torch import nn
 from autoft.backbone import load_backbone, locate_parts
 from autoft.data import Split, TaskData, load_task_data
 from autoft.errors import AutoftError, StrategyError, TrialError
+from autoft.prefix_cache import PrefixCache
 from autoft.strategy import AutoftClassifier, Strategy, build_classifier
 
 __all__ = [
@@ -199,6 +200,15 @@ def length_grouped_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _collate_any(split: Any, indices: np.ndarray, pad_id: int,
+                 device: torch.device) -> dict[str, torch.Tensor]:
+    """Batch from token ids (:class:`EncodedSplit`) or from cached hidden states
+    (:class:`~autoft.prefix_cache.CachedSplit`)."""
+    if isinstance(split, EncodedSplit):
+        return collate(split, indices, pad_id, device)
+    return split.collate(indices, device)  # type: ignore[no-any-return]
+
+
 def _autocast(device: torch.device) -> Any:
     """bf16 autocast on CUDA devices that support it; a no-op elsewhere."""
     enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -211,7 +221,7 @@ class DeadlineReached(Exception):
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, split: EncodedSplit, pad_id: int, device: torch.device,
+    model: nn.Module, split: Any, pad_id: int, device: torch.device,
     batch_size: int = 128, deadline: float | None = None,
 ) -> np.ndarray:
     """Logits of every example, shape ``(N, K)`` float32, in the split's order.
@@ -228,7 +238,7 @@ def predict_logits(
             model.train(was_training)
             raise DeadlineReached
         idx = order[start:start + batch_size]
-        batch = collate(split, idx, pad_id, device)
+        batch = _collate_any(split, idx, pad_id, device)
         batch.pop("labels")
         with _autocast(device):
             logits = model(**batch).float().cpu().numpy()  # (B, K)
@@ -241,7 +251,7 @@ def predict_logits(
 
 
 def evaluate(
-    model: nn.Module, split: EncodedSplit, metric: str, pad_id: int, device: torch.device,
+    model: nn.Module, split: Any, metric: str, pad_id: int, device: torch.device,
     batch_size: int = 128, deadline: float | None = None,
 ) -> float:
     """Score the model on a split with ``metric`` (see :func:`score_predictions`).
@@ -353,6 +363,7 @@ def train_strategy(
     deadline: float | None = None,
     report: Callable[[int, float], bool] | None = None,
     keep_best: bool = False,
+    cache: PrefixCache | None = None,
 ) -> tuple[TrialOutcome, AutoftClassifier]:
     """Fine-tune a copy of ``encoder`` with ``strategy`` and evaluate it as it trains.
 
@@ -373,6 +384,9 @@ def train_strategy(
             returning True stops the fine-tune as pruned. Default None.
         keep_best: Restore the weights of the best evaluation at the end (costs a copy of the
             trainable weights at each improvement). Default False.
+        cache: A :class:`~autoft.prefix_cache.PrefixCache`; with ``frozen_layers >= 1`` the
+            frozen prefix's outputs come from it (computed once, then reused) and only the blocks
+            above run. Default None (every step runs the whole backbone).
 
     Returns:
         ``(outcome, model)``: the measurements, and the fine-tuned classifier.
@@ -389,6 +403,13 @@ def train_strategy(
     rng = np.random.default_rng(seed)
     model, applied = build_classifier(copy.deepcopy(encoder), strategy, num_labels, seed=seed)
     model.to(device)
+    train_data: Any = train
+    val_data: Any = validation
+    if cache is not None and strategy.frozen_layers >= 1:
+        t_cache = time.monotonic()
+        train_data = cache.get(encoder, strategy.frozen_layers, train, pad_id, device)
+        val_data = cache.get(encoder, strategy.frozen_layers, validation, pad_id, device)
+        logger.debug("prefix cache ready in %.1f s", time.monotonic() - t_cache)
     outcome = TrialOutcome(
         trainable_params=applied.trainable_params,
         total_params=applied.total_params,
@@ -409,9 +430,9 @@ def train_strategy(
     stop = False
     model.train()
     for epoch in range(strategy.epochs):
-        for indices in length_grouped_batches(train.lengths, strategy.batch_size, rng):
+        for indices in length_grouped_batches(train.lengths, strategy.batch_size, rng):  # (B,)
             t0 = time.monotonic()
-            batch = collate(train, indices, pad_id, device)
+            batch = _collate_any(train_data, indices, pad_id, device)
             labels = batch.pop("labels")
             factor = lr_factor(step, warmup_steps, total_steps)
             for group, base in zip(optimizer.param_groups, base_lrs):
@@ -439,7 +460,7 @@ def train_strategy(
             if step in evals:
                 t1 = time.monotonic()
                 try:
-                    score = evaluate(model, validation, metric, pad_id, device, eval_batch,
+                    score = evaluate(model, val_data, metric, pad_id, device, eval_batch,
                                      deadline)
                 except DeadlineReached:
                     outcome.eval_seconds += time.monotonic() - t1

@@ -38,6 +38,7 @@ from autoft.data import TaskData, load_task_data
 from autoft.errors import AutoftError, DataError, StudyError, TrialError
 from autoft.finetune import METRICS, encode_split, resolve_device, train_strategy
 from autoft.followup import nested_subset, plan_followups
+from autoft.prefix_cache import PrefixCache
 from autoft.recommend import Recommendation, recommend, trial_records
 from autoft.report import STUDY_NAME, load_study, write_report
 from autoft.space import SearchSpace
@@ -272,6 +273,8 @@ class _Context:
     top_k: int = 3
     curve_sizes: tuple[float | int, ...] = (0.1, 0.3)
     reserve: float = 0.25
+    cache_dir: str | None = None
+    use_cache: bool = True
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         return make_pruner(self.pruner, self.space.max_epochs * self.evals_per_epoch)
@@ -326,6 +329,7 @@ def _run_trials(
     val_enc = encode_split(tokenizer, ctx.task.validation, ctx.max_length)
     versions = _versions()
     fingerprint = ctx.task.fingerprint()
+    cache = PrefixCache(ctx.cache_dir) if ctx.use_cache else None
     storage = study._storage
 
     full_size = len(train_enc)
@@ -362,6 +366,7 @@ def _run_trials(
                     encoder, strategy, train_part, val_enc, ctx.task.num_labels, pad_id=pad_id,
                     metric=ctx.metric, device=dev, seed=trial_seed,
                     evals_per_epoch=ctx.evals_per_epoch, deadline=trial_deadline, report=report,
+                    cache=cache,
                 )
             del model_
         except KeyboardInterrupt:
@@ -552,6 +557,8 @@ def search(
     top_k: int = 3,
     curve_sizes: Sequence[float | int] = (0.1, 0.3),
     reserve: float = 0.25,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
     refit: bool = False,
     progress: ProgressHook | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
@@ -605,6 +612,11 @@ def search(
         reserve: Share of the time budget kept for those follow-ups: they are enqueued when this
             much is left (or, with only ``n_trials``, when the trials left equal the follow-ups
             planned). Default 0.25.
+        cache: Reuse the frozen blocks' outputs across epochs and trials (see
+            :mod:`autoft.prefix_cache`): a trial with k frozen blocks then runs only the blocks above
+            them. Default True.
+        cache_dir: Folder of that cache; None for ``$AUTOFT_CACHE_DIR`` or
+            ``~/.cache/autoft/prefix``. Default None.
         refit: After the search, train the recommended strategy once more, score the test split
             and save the model to ``OUT/model`` (see :func:`autoft.refit`); this runs after the
             time budget. Default False.
@@ -675,6 +687,7 @@ def search(
         metric=metric, max_length=max_length, evals_per_epoch=evals_per_epoch, device=device,
         seed=seed, pruner=pruner, local_single=storage is None and workers == 1,
         seeds=seeds, top_k=top_k, curve_sizes=tuple(curve_sizes), reserve=reserve,
+        cache_dir=None if cache_dir is None else str(cache_dir), use_cache=cache,
     )
     existing = {s.study_name for s in store.get_all_studies()}
     study = optuna.create_study(

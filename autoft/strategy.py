@@ -229,6 +229,8 @@ class AutoftClassifier(nn.Module):
         hidden = int(config.hidden_size)
         self.head = build_head(hidden, num_labels, head)
         self._frozen: list[nn.Module] = []
+        self.frozen_layers = 0
+        self._suffix: nn.Module | None = None  # blocks above the frozen prefix (shares weights)
 
     def freeze(self, k: int) -> None:
         """Freeze the embeddings and the bottom ``k`` blocks (nothing when k = 0)."""
@@ -239,6 +241,8 @@ class AutoftClassifier(nn.Module):
                 f"it must be in 0..{parts.num_layers}"
             )
         self._frozen = [] if k == 0 else [parts.embeddings, *parts.extra, *parts.layers[:k]]
+        self.frozen_layers = k
+        object.__setattr__(self, "_suffix", None)
         for module in self._frozen:
             module.requires_grad_(False)
             module.eval()
@@ -252,14 +256,30 @@ class AutoftClassifier(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
+        """Logits ``(B, K)`` from token ids ``(B, T)``, or, with ``hidden`` ``(B, T, H)``, from the
+        cached hidden states after the frozen blocks (then only the blocks above them run)."""
+        if attention_mask is None:
+            raise StrategyError("attention_mask is required")
+        if hidden is not None:
+            if self.frozen_layers == 0:
+                raise StrategyError("cached hidden states need frozen_layers >= 1")
+            if self._suffix is None:
+                from autoft.prefix_cache import suffix_view
+
+                object.__setattr__(self, "_suffix", suffix_view(self.encoder, self.frozen_layers))
+            assert self._suffix is not None
+            hidden = self._suffix(inputs_embeds=hidden, attention_mask=attention_mask
+                                  ).last_hidden_state  # (B, T, H)
+        else:
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
         if self.pooling == "cls":
             pooled = hidden[:, 0]  # (B, H)
         else:

@@ -9,6 +9,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "AUTOFT_CACHE_DIR" not in os.environ:  # the prefix cache of the tests never touches ~/.cache
+    import tempfile
+
+    os.environ["AUTOFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="autoft-test-cache-")
 
 from .helpers import make_tiny_bert, synthetic_texts
 
