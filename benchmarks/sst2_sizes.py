@@ -57,9 +57,9 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
 
     started = time.monotonic()
-    result = autoft.search(train_path, validation=sst2 / "dev.tsv",
-                           test=sst2 / "test_labeled_unofficial.tsv", budget=args.budget, out=out,
-                           curve_sizes=sizes, top_k=2, reserve=0.4, refit=True)
+    autoft.search(train_path, validation=sst2 / "dev.tsv",
+                  test=sst2 / "test_labeled_unofficial.tsv", budget=args.budget, out=out,
+                  curve_sizes=sizes, top_k=2, reserve=0.4, refit=True)
     wall = time.monotonic() - started
     report = json.loads((out / "report.json").read_text())
     refit = report.get("refit") or {}
