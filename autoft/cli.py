@@ -51,6 +51,8 @@ class _Display:
     def on_search_start(self, info: dict[str, Any]) -> None:
         self.info = info
         self.done = info.get("finished", 0)
+        self.pruned = info.get("pruned", 0)
+        self.failed = info.get("failed", 0)
         self.best = info.get("best")
         self.live.start()
 
@@ -78,9 +80,20 @@ class _Display:
         shown = "-" if score is None else f"{score:.4f}"
         seconds = trial.user_attrs.get("wall_seconds")
         took = "" if seconds is None else f" in {seconds:.0f}s"
+        attrs = trial.user_attrs
+        notes = []
+        if attrs.get("baseline"):
+            notes.append("baseline")
+        if attrs.get("purpose") == "reseed":
+            notes.append(f"re-seed of trial {attrs.get('reseed_of')}")
+        elif attrs.get("purpose") == "learning_curve":
+            notes.append(f"on {attrs.get('train_size')} examples")
+        if attrs.get("status") == "deadline":
+            notes.append("cut at the budget's end")
+        note = f" [{'; '.join(notes)}]" if notes else ""
         self.console.print(
-            f"trial {trial.number:>3} {what:<9} score {shown}{took}  "
-            f"{trial.user_attrs.get('description', '')}", highlight=False,
+            f"trial {trial.number:>3} {what:<9} score {shown}{took}{note}  "
+            f"{attrs.get('description', '')}", highlight=False, soft_wrap=True,
         )
         self.current = ""
 

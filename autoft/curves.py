@@ -93,8 +93,9 @@ class CostModel:
 
     @property
     def median_abs_error(self) -> float | None:
-        """Median relative error of the predictions on the trials (None without trials)."""
-        errs = sorted(abs(e["relative_error"]) for e in self.errors)
+        """Median relative error of the leave-one-out predictions (None when no family has two
+        trials: an in-sample error would be zero by construction)."""
+        errs = sorted(abs(e["relative_error"]) for e in self.errors if e["leave_one_out"])
         if not errs:
             return None
         mid = len(errs) // 2
@@ -190,8 +191,8 @@ def fit_learning_curves(records: Sequence[dict[str, Any]]) -> dict[Family, Learn
     for r in records:
         if r["state"] != "COMPLETE" or r.get("score") is None or not r.get("train_size"):
             continue
-        if r.get("purpose") and r.get("status") == "deadline":
-            continue  # a follow-up cut short by the deadline is not a measurement
+        if r.get("status") == "deadline":
+            continue  # a trial cut short by the budget did not train as specified
         sizes = best.setdefault(family_of(r), {})
         n = int(r["train_size"])
         if n not in sizes or r["score"] > sizes[n][0]:

@@ -164,7 +164,8 @@ def recommend(
 ) -> Recommendation | None:
     """Pick the strategy to recommend from a study's completed trials.
 
-    Completed full-size trials are grouped by strategy (a trial and its re-seeded runs); the group
+    Completed full-size trials (not cut short by the budget, unless nothing else completed) are
+    grouped by strategy (a trial and its re-seeded runs); the group
     with the best mean score leads. Pruned trials and learning-curve probes are never
     recommended. A cheaper strategy (at most 2/3 of the cost) is recommended instead when its mean
     is within the noise of the leader: the larger standard deviation of the two when both were
@@ -181,9 +182,12 @@ def recommend(
         The recommendation, or None when no trial completed.
     """
     trials = study.get_trials(deepcopy=False)
-    full = [r for r in trial_records(trials) if r["state"] == "COMPLETE"
-            and r["score"] is not None and r.get("purpose") != "learning_curve"
-            and not (r.get("purpose") and r.get("status") == "deadline")]
+    records = [r for r in trial_records(trials) if r["state"] == "COMPLETE"
+               and r["score"] is not None and r.get("purpose") != "learning_curve"]
+    # a trial cut short by the budget did not train its strategy as specified: it is ranked only
+    # when nothing else completed
+    full = [r for r in records if r.get("status") != "deadline"] or [
+        r for r in records if not r.get("purpose")]
     if not full:
         return None
     groups = _groups(full)
@@ -209,8 +213,9 @@ def recommend(
     n = len(pick["scores"])
     score_text = (f"{pick['mean']:.4f} {metric} on the validation split"
                   + (f" (mean of {n} seeds, standard deviation {pick['std']:.4f})" if n > 1 else ""))
+    plural = "strategy" if len(groups) == 1 else "strategies"
     parts = [
-        f"Trial {pick['trial_number']} scored {score_text}; {len(groups)} strategies completed "
+        f"Trial {pick['trial_number']} scored {score_text}; {len(groups)} {plural} completed "
         f"({finished} trials finished in all). Its fine-tune took {pick['seconds']:.0f} s on the "
         f"search's machine and trains {_fmt_params(pick['trainable_params'])} of "
         f"{_fmt_params(pick['total_params'])} parameters."

@@ -267,9 +267,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "Training seconds per example (one pass) on this machine, by frozen_layers/head, "
                 f"fit to {cost['trials_used']} trials; evaluation "
                 f"{1000 * cost['seconds_per_eval_example']:.2f} ms per validation example. "
-                + ("" if err is None else
-                   f"Median error predicting the trials' own seconds: {100 * err:.1f}% "
-                   "(leave-one-out where a family has several trials)."), "",
+                + ("Its error cannot be measured yet: no family has two trials." if err is None
+                   else f"Median error predicting a trial's seconds from the other trials of its "
+                   f"family (leave-one-out): {100 * err:.1f}%."), "",
                 "| family | ms per example |", "|---|---|"]
         out += [f"| {fam} | {1000 * v:.2f} |" for fam, v in cost["seconds_per_train_example"].items()]
         out.append("")
@@ -324,7 +324,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             "| # | state | frozen | lr | head lr | head | pooling | epochs | batch | score | "
             "seconds | trainable | note |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    waiting = [t for t in report["trials"] if t["state"] == "WAITING"]
+    if waiting:
+        out += [f"{len(waiting)} queued trials (follow-ups or retries) did not run before the "
+                "budget ended; they run first when the search is resumed.", ""]
     for t in report["trials"]:
+        if t["state"] == "WAITING":
+            continue
         head = t["head"] or "-"
         if head == "mlp":
             head = f"mlp {t['head_depth']}x{t['head_width']}"

@@ -123,7 +123,7 @@ class SearchResult:
         best_score_: Its validation score (None if no trial completed).
         best_params_: Its fields as a flat dict (``Strategy.to_dict()``).
         best_trial_: Its ``optuna.trial.FrozenTrial``.
-        trials_: Dict of equal-length column lists, one row per trial (loads straight into
+        trials_: Dict of equal-length column lists, one row per trial that ran (loads straight into
             ``pandas.DataFrame(result.trials_)``); columns as in :func:`autoft.recommend.trial_records`.
         report_paths_: Written report files by kind (``"json"``, ``"markdown"``, ``"csv"``).
     """
@@ -141,7 +141,8 @@ class SearchResult:
         self.recommendation_: Recommendation | None = recommend(
             study, info.get("metric", "accuracy"), int(info.get("num_layers", 0))
         )
-        records = trial_records(study.get_trials(deepcopy=False))
+        records = [r for r in trial_records(study.get_trials(deepcopy=False))
+                   if r["state"] != "WAITING"]  # queued, never run
         columns = list(records[0]) if records else []
         self.trials_: dict[str, list[Any]] = {c: [r[c] for r in records] for c in columns}
 
@@ -338,6 +339,7 @@ def _run_trials(
         strategy = ctx.space.suggest(trial, ctx.num_layers)
         trial_seed = ctx.seed + trial.number
         purpose = trial.user_attrs.get("purpose")
+        unprunable = purpose is not None or bool(trial.user_attrs.get("baseline"))
         size = int(trial.user_attrs.get("train_size") or full_size)
         train_part = train_enc if size >= full_size else train_enc.subset(
             nested_subset(train_enc.labels, size, ctx.seed))
@@ -358,7 +360,8 @@ def _run_trials(
             trial.report(score, index)
             if progress is not None:
                 progress.on_evaluation(trial.number, index, score)
-            return purpose is None and trial.should_prune()  # follow-ups run to the end
+            # baselines and follow-ups run to the end: the report compares against them
+            return not unprunable and trial.should_prune()
 
         try:
             with Heartbeat(storage, trial._trial_id):
@@ -514,17 +517,31 @@ def _poll_workers(
         time.sleep(1.0)
 
 
-def _physical_cores() -> int:
-    """Physical cores (logical CPUs over 2 when hyper-threading shows, at least 1)."""
+def physical_cores() -> int:
+    """Physical CPU cores: psutil when installed, else the distinct (package, core) pairs of
+    ``/proc/cpuinfo``, else ``os.cpu_count()``. Hyper-threads share a core's arithmetic units, so
+    torch's intra-op threads are set to this count."""
     try:
-        import psutil  # optional
+        import psutil
 
         n = psutil.cpu_count(logical=False)
         if n:
             return int(n)
     except ImportError:
         pass
-    return max(1, (os.cpu_count() or 1))
+    try:
+        cores, package = set(), "0"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "physical id":
+                package = value.strip()
+            elif key.strip() == "core id":
+                cores.add((package, value.strip()))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
 
 
 def search(
@@ -712,6 +729,8 @@ def search(
                   if t.state == TrialState.COMPLETE and t.user_attrs.get("best_score") is not None]
         progress.on_search_start({
             "deadline": deadline, "n_trials": limits.n_trials, "finished": len(done),
+            "pruned": sum(t.state == TrialState.PRUNED for t in done),
+            "failed": sum(t.state == TrialState.FAIL for t in done),
             "best": max(scores) if scores else None, "metric": metric,
             "train_size": len(task.train), "validation_size": len(task.validation),
             "workers": workers,
@@ -721,6 +740,8 @@ def search(
         "%d worker(s)", len(task.train), len(task.validation), info["backbone"], num_layers,
         limits.describe(), workers,
     )
+    if workers == 1 and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(physical_cores())
     run_id = _run_id()
     state = _RunState()
     interrupted = False
@@ -775,7 +796,7 @@ def _run_local_workers(
     import multiprocessing
 
     mp = multiprocessing.get_context("spawn")
-    threads = max(1, _physical_cores() // workers)
+    threads = max(1, physical_cores() // workers)
     deadline_wall = None if deadline is None else time.time() + deadline - time.monotonic()
     spec = {"out_dir": str(out_dir), "url": url, "workers": workers}
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}

@@ -4,7 +4,8 @@ Same model (autoft's classifier class, built once from MiniLM with the same head
 same frozen layers, hyperparameters (AdamW, lr, linear warmup 10% and decay, weight decay 0.01,
 gradient clipping 1.0, batch size, epochs) and data (2,000 SST-2 training rows, dev.tsv). Trainer
 runs with its defaults for everything else (no evaluation during training), once as is and once with
-``train_sampling_strategy="group_by_length"``; autoft with one evaluation per epoch (its time included). Prints wall
+``train_sampling_strategy="group_by_length"``; autoft with one evaluation per epoch (its time
+included). Prints wall
 times, their ratio and both dev accuracies; saves ``benchmarks/results/vs_trainer.json``.
 
     python benchmarks/vs_trainer.py [--rows 2000] [--frozen 0,3]
