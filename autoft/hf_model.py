@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from autoft.strategy import AutoftClassifier, Head, build_head
+from autoft.strategy import AutoftClassifier, Head, build_head, pool
 
 __all__ = ["AutoftConfig", "AutoftForSequenceClassification", "to_pretrained"]
 
@@ -104,12 +104,7 @@ class AutoftForSequenceClassification(PreTrainedModel):
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**inputs).last_hidden_state  # (B, T, H)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]  # (B, H)
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
-        logits = self.head(pooled)  # (B, K)
+        logits = self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)
         loss = None
         if labels is not None:
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)

@@ -34,6 +34,7 @@ __all__ = [
     "build_head",
     "count_parameters",
     "inspect_frozen_layers",
+    "pool",
 ]
 
 #: Head kinds: a single linear layer, or a multi-layer perceptron.
@@ -205,6 +206,15 @@ def build_head(hidden_size: int, num_labels: int, head: Head) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool hidden states ``(B, T, H)`` into ``(B, H)``: the first token (``"cls"``) or the mean
+    over the tokens the attention mask ``(B, T)`` keeps (``"mean"``)."""
+    if pooling == "cls":
+        return hidden[:, 0]  # (B, H)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
+
+
 class AutoftClassifier(nn.Module):
     """A backbone encoder, a pooling and a classification head.
 
@@ -280,12 +290,7 @@ class AutoftClassifier(nn.Module):
             if token_type_ids is not None:
                 kwargs["token_type_ids"] = token_type_ids
             hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]  # (B, H)
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
-        return self.head(pooled)  # (B, K)
+        return self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)
 
 
 @dataclass(frozen=True)
