@@ -154,6 +154,8 @@ def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
     Raises:
         BackboneError: A path that exists but is not a model folder.
     """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise BackboneError(f"model={model!r} must be a folder path or a hub id string")
     if model is None or str(model) in (DEFAULT_BACKBONE, f"sentence-transformers/{DEFAULT_BACKBONE}"):
         return str(default_backbone_path())
     path = Path(model).expanduser()

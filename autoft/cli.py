@@ -137,7 +137,8 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING if verbose < 2 else optuna.logging.INFO)
+    # autoft prints each trial (failures with their reasons) itself; Optuna's own lines only with -vv
+    optuna.logging.set_verbosity(optuna.logging.ERROR if verbose < 2 else optuna.logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -199,6 +200,10 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
     console = Console(stderr=True)
     display = None if no_progress else _Display(console)
     console.print(f"autoft {autoft.__version__}: searching {data} -> {out}", highlight=False)
+    if not (0 < validation_size < 1 or (validation_size >= 1 and float(validation_size).is_integer()
+                                          and validation_size < 1e12)):
+        _fail(f"--validation-size {validation_size}: give a fraction in (0, 1) or a whole number "
+              "of rows")
     size: float | int = int(validation_size) if validation_size >= 1 else validation_size
     try:
         sizes = [float(x) if "." in x else int(x) for x in curve_sizes.split(",") if x.strip()]

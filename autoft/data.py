@@ -186,6 +186,16 @@ def _looks_like_data(names: Sequence[Any]) -> bool:
     return False
 
 
+def _name_among_values(frame: pd.DataFrame) -> bool:
+    """True when a column's name is also one of its values (e.g. a label column named "0"): the
+    first row was data, not a header."""
+    for name in frame.columns:
+        values = {str(v).strip() for v in frame[name].head(2000).tolist()}
+        if str(name).strip() in values:
+            return True
+    return False
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, TSV, JSONL/JSON or Parquet file into a DataFrame of strings and numbers.
 
@@ -193,7 +203,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         path: The file. Its suffix picks the reader: ``.csv``; ``.tsv``/``.tab`` (tab-separated,
             quoting disabled); ``.jsonl`` or ``.json`` (JSON lines, or a JSON array of records);
             ``.parquet``/``.pq``. A CSV/TSV whose first row looks like data (a cell of more than
-            40 characters or 4 words) is read without a header; its columns are named "0", "1", ....
+            40 characters or 4 words, or a column name that is also one of the column's values)
+            is read without a header; its columns are named "0", "1", ....
 
     Returns:
         The table, with string column names.
@@ -220,7 +231,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             if suffix != ".csv":
                 kwargs.update(sep="\t", quoting=csv.QUOTE_NONE)
             frame = pd.read_csv(path, **kwargs)
-            if _looks_like_data(frame.columns):
+            if _looks_like_data(frame.columns) or _name_among_values(frame):
                 frame = pd.read_csv(path, header=None, **kwargs)
         elif suffix == ".jsonl":
             frame = pd.read_json(path, lines=True)
@@ -228,9 +239,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
             with path.open(encoding="utf-8") as handle:
                 first = handle.read(4096).lstrip()[:1]
             frame = pd.read_json(path, lines=first != "[")
+            if first == "{" and len(frame) == 1 and all(
+                isinstance(v, list) for v in frame.iloc[0].tolist()
+            ):  # one object of columns: {"text": [...], "label": [...]}
+                frame = pd.read_json(path)
         else:
             frame = pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {str(path)!r}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "re-save it as UTF-8"
+        ) from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot parse {str(path)!r} as {suffix} file: {exc}") from exc
     frame.columns = [str(c) for c in frame.columns]
     if len(frame) == 0:
@@ -269,6 +289,9 @@ def _to_tables(data: Any, what: str) -> dict[str, _Table]:
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
         frame.columns = [str(c) for c in frame.columns]
+        dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+        if dupes:
+            raise DataError(f"{what} (DataFrame) has duplicate column names {dupes}; rename them")
         return {"train": _Table(frame, "DataFrame")}
     if _is_hf_dataset_dict(data):
         return {
@@ -286,7 +309,15 @@ def _to_tables(data: Any, what: str) -> dict[str, _Table]:
             tables[str(name)] = table
         return tables
     if isinstance(data, tuple) and len(data) in (2, 3):
+        if any(isinstance(p, (str, bytes)) for p in data):
+            raise DataError(
+                f"{what}: give (texts, labels) as two lists, e.g. (['a film', ...], [1, ...]); "
+                "got a string where a list belongs"
+            )
         parts = [list(p) for p in data]
+        if not parts[0]:
+            raise DataError(f"{what}: the (texts, labels) tuple is empty; give at least 2 "
+                            "examples of each class")
         lengths = {len(p) for p in parts}
         if len(lengths) != 1:
             raise DataError(
@@ -419,6 +450,11 @@ def _raw_labels(
             raise DataError(
                 f"label column {column!r} of {source} is empty in row {row} (0-based, header "
                 "excluded); every example needs a label"
+            )
+        if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+            raise DataError(
+                f"label column {column!r} of {source} holds a {type(value).__name__} in row {row}; "
+                "autoft does single-label classification: one class name or id per example"
             )
         if isinstance(value, (bool, np.bool_)):
             out.append(int(value))

@@ -23,7 +23,7 @@ from torch import nn
 
 from autoft.backbone import load_backbone, locate_parts
 from autoft.data import Split, TaskData, load_task_data
-from autoft.errors import AutoftError, StrategyError, TrialError
+from autoft.errors import AutoftError, DataError, StrategyError, TrialError
 from autoft.prefix_cache import PrefixCache
 from autoft.strategy import AutoftClassifier, Strategy, build_classifier
 
@@ -364,6 +364,7 @@ def train_strategy(
     report: Callable[[int, float], bool] | None = None,
     keep_best: bool = False,
     cache: PrefixCache | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[TrialOutcome, AutoftClassifier]:
     """Fine-tune a copy of ``encoder`` with ``strategy`` and evaluate it as it trains.
 
@@ -387,6 +388,8 @@ def train_strategy(
         cache: A :class:`~autoft.prefix_cache.PrefixCache`; with ``frozen_layers >= 1`` the
             frozen prefix's outputs come from it (computed once, then reused) and only the blocks
             above run. Default None (every step runs the whole backbone).
+        on_step: Called before every optimizer step (the search checks for Ctrl-C there).
+            Default None.
 
     Returns:
         ``(outcome, model)``: the measurements, and the fine-tuned classifier.
@@ -431,6 +434,8 @@ def train_strategy(
     model.train()
     for epoch in range(strategy.epochs):
         for indices in length_grouped_batches(train.lengths, strategy.batch_size, rng):  # (B,)
+            if on_step is not None:
+                on_step()
             t0 = time.monotonic()
             batch = _collate_any(train_data, indices, pad_id, device)
             labels = batch.pop("labels")
@@ -525,7 +530,20 @@ class FineTuneResult:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> list[str]:
-        """Predicted label names of ``texts`` (and ``text_pairs`` for pair tasks)."""
+        """Predicted label names of ``texts`` (and ``text_pairs`` for pair tasks).
+
+        A single string is one text. Raises :class:`~autoft.DataError` for an empty list or a
+        non-string text.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+            text_pairs = None if text_pairs is None else [str(text_pairs)]
+        texts = list(texts or [])
+        if not texts:
+            raise DataError("predict() needs at least one text")
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise DataError(f"predict() takes strings; got {bad!r} ({type(bad).__name__})")
         split = Split(list(texts), None if text_pairs is None else list(text_pairs),
                       np.zeros(len(texts), dtype=np.int64))
         enc = encode_split(self.tokenizer, split, self.max_length)
@@ -578,6 +596,13 @@ def fine_tune(
     Raises:
         DataError, BackboneError, StrategyError, TrialError: See the functions named above.
     """
+    if isinstance(strategy, dict):
+        strategy = Strategy.from_dict(strategy)
+    if not isinstance(strategy, Strategy):
+        raise StrategyError(
+            f"strategy must be an autoft.Strategy (or a dict for Strategy.from_dict), got "
+            f"{type(strategy).__name__}"
+        )
     task = load_task_data(
         data, validation=validation, test=test, text_column=text_column,
         text_pair_column=text_pair_column, label_column=label_column,

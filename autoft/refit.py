@@ -97,6 +97,12 @@ def refit(
             raise AutoftError("give save_to= (where to save the model) with a storage URL")
         save_to = Path(out) / "model"
     target = Path(save_to)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AutoftError(
+            f"cannot create the model folder {str(target)!r}: {exc.strerror}; give a folder path"
+        ) from exc
     task = task_from_study(info, data=data, validation=validation, test=test)
     try:
         encoder, tokenizer, _ = load_backbone(info.get("backbone"))

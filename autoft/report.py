@@ -45,6 +45,9 @@ def load_study(
     store = open_storage(out_dir, storage, create=False)
     names = [s.study_name for s in store.get_all_studies()]
     where = storage or str(out_dir)
+    if not names:
+        raise StudyError(f"{where!r} holds no study; give the --out folder of an earlier "
+                         "'autoft search'")
     if study_name is None:
         if len(names) != 1:
             raise StudyError(f"{where!r} holds studies {names}; name one with --study")

@@ -19,7 +19,9 @@ import datetime as _dt
 import gc
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -180,6 +182,38 @@ class SearchResult:
         )
 
 
+class _Interrupt:
+    """Turns Ctrl-C into a flag checked at safe points (every training step, after each trial).
+
+    A ``KeyboardInterrupt`` raised wherever Python happens to be can land in a garbage-collection
+    callback of a library, where it is printed and swallowed, and the search runs on. With this
+    handler installed (main thread only), the first Ctrl-C sets the flag and the next training step
+    raises ``KeyboardInterrupt`` from autoft's own code; a second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.hit = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: right now
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 @dataclass
 class _RunState:
     """Bookkeeping of one search run."""
@@ -320,6 +354,7 @@ def _run_trials(
     encoder: Any = None,
     tokenizer: Any = None,
     worker: str = "main",
+    interrupt: _Interrupt | None = None,
 ) -> _RunState:
     """Run trials of ``study`` until the budget, the trial count or repeated failures stop it."""
     if encoder is None or tokenizer is None:
@@ -336,6 +371,20 @@ def _run_trials(
     full_size = len(train_enc)
 
     def objective(trial: optuna.Trial) -> float:
+        try:
+            return _objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while this trial was running")
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr("traceback", traceback.format_exc(limit=20))
+            raise
+
+    def _objective(trial: optuna.Trial) -> float:
         strategy = ctx.space.suggest(trial, ctx.num_layers)
         trial_seed = ctx.seed + trial.number
         purpose = trial.user_attrs.get("purpose")
@@ -357,6 +406,8 @@ def _run_trials(
             trial_deadline = cap if trial_deadline is None else min(trial_deadline, cap)
 
         def report(index: int, score: float) -> bool:
+            if interrupt is not None:
+                interrupt.check()
             trial.report(score, index)
             if progress is not None:
                 progress.on_evaluation(trial.number, index, score)
@@ -369,17 +420,9 @@ def _run_trials(
                     encoder, strategy, train_part, val_enc, ctx.task.num_labels, pad_id=pad_id,
                     metric=ctx.metric, device=dev, seed=trial_seed,
                     evals_per_epoch=ctx.evals_per_epoch, deadline=trial_deadline, report=report,
-                    cache=cache,
+                    cache=cache, on_step=None if interrupt is None else interrupt.check,
                 )
             del model_
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while this trial was running")
-            raise
-        except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            trial.set_user_attr("traceback", traceback.format_exc(limit=20))
-            raise
         finally:
             _release_memory(dev)
         for key, value in outcome.to_dict().items():
@@ -401,6 +444,8 @@ def _run_trials(
 
     def stopper(study_: optuna.Study, trial: FrozenTrial) -> None:
         state.trials_run += 1
+        if interrupt is not None:
+            interrupt.check()
         if progress is not None:
             progress.on_trial_end(trial)
         if trial.state == TrialState.FAIL:
@@ -489,7 +534,8 @@ def _worker_process(
     worker = f"{run_id}/worker-{index}"
     state = _RunState()
     try:
-        state = _run_trials(study, ctx, limits, deadline, worker=worker)
+        with _Interrupt() as interrupt:
+            state = _run_trials(study, ctx, limits, deadline, worker=worker, interrupt=interrupt)
     except KeyboardInterrupt:
         state.stopped_because = "interrupted (Ctrl-C)"
     finally:
@@ -671,6 +717,15 @@ def search(
             raise AutoftError(f"{name}={value!r} must be an integer >= 1")
     if not 0.0 <= float(reserve) < 1.0:
         raise AutoftError(f"reserve={reserve!r} must be in [0, 1)")
+    if isinstance(curve_sizes, (str, bytes)) or not isinstance(curve_sizes, Sequence):
+        raise AutoftError(f"curve_sizes must be a list of numbers, got {curve_sizes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32 - 2000:
+        raise AutoftError(f"seed={seed!r} must be an integer in 0..{2**32 - 2001}")
+    for name, given in (("model", model), ("storage", storage)):
+        if given is not None and not isinstance(given, (str, os.PathLike)):
+            raise AutoftError(f"{name}={given!r} must be a string (a folder path, hub id or URL)")
+    if not isinstance(out, (str, os.PathLike)):
+        raise AutoftError(f"out={out!r} must be a folder path")
     for size in curve_sizes:
         if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
             raise AutoftError(
@@ -687,7 +742,20 @@ def search(
     )
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise AutoftError(
+            f"max_length={max_length} exceeds the backbone's {positions} positions "
+            f"(max_position_embeddings); use {positions} or less"
+        )
     search_space = search_space.resolved(num_layers)
+    from autoft.followup import resolve_sizes
+
+    kept = resolve_sizes(curve_sizes, len(task.train))
+    if len(kept) < len(curve_sizes):
+        logger.warning(
+            "curve sizes %s: only %s are between 32 examples and the %d training examples; the "
+            "others are ignored", list(curve_sizes), kept, len(task.train))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_storage(out_dir, storage, workers)
@@ -750,9 +818,10 @@ def search(
                                 else time.time() + deadline - time.monotonic()})
     try:
         if workers == 1:
-            state = _run_trials(study, ctx, limits, deadline, progress=progress,
-                                callbacks=callbacks, encoder=encoder, tokenizer=tokenizer,
-                                worker=run_id)
+            with _Interrupt() as interrupt:
+                state = _run_trials(study, ctx, limits, deadline, progress=progress,
+                                    callbacks=callbacks, encoder=encoder, tokenizer=tokenizer,
+                                    worker=run_id, interrupt=interrupt)
         else:
             state = _run_local_workers(study, ctx, limits, deadline, workers, out_dir, storage,
                                        run_id, progress)

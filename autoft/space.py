@@ -128,6 +128,8 @@ class ParamSpec:
         if kind == "int":
             low, high = _resolve_int(low, None, where), _resolve_int(high, None, where)
         for bound in (low, high):
+            if isinstance(bound, str) and kind == "float":
+                raise SearchSpaceError(f"{where}: bound {bound!r} is not a number")
             if not isinstance(bound, str) and (
                 isinstance(bound, bool) or not isinstance(bound, (int, float))
                 or not math.isfinite(bound)
@@ -251,6 +253,8 @@ class SearchSpace:
             path = Path(source)
             if not path.is_file():
                 raise SearchSpaceError(f"search space file {str(path)!r} does not exist")
+            if not path.read_text().strip():
+                raise SearchSpaceError(f"search space file {str(path)!r} is empty")
             try:
                 raw = yaml.safe_load(path.read_text())
             except yaml.YAMLError as exc:
@@ -318,6 +322,12 @@ class SearchSpace:
                 )
             baselines.append(resolved)
         space = SearchSpace(params, baselines)
+        corners = [space._defaults(), space._defaults(high=True)]
+        for values in corners:  # fixed values and bounds must make valid strategies
+            try:
+                space._strategy(values, num_layers)
+            except StrategyError as exc:
+                raise SearchSpaceError(f"the search space allows an invalid strategy: {exc}") from exc
         for i, baseline in enumerate(baselines):
             try:
                 space._strategy({**space._defaults(), **baseline}, num_layers)
@@ -325,13 +335,14 @@ class SearchSpace:
                 raise SearchSpaceError(f"baseline {i} is not a valid strategy: {exc}") from exc
         return space
 
-    def _defaults(self) -> dict[str, Any]:
-        """A valid value of each field: fixed values, first choices, lower bounds."""
+    def _defaults(self, high: bool = False) -> dict[str, Any]:
+        """One value of each field: fixed values, first (last) choices, lower (upper) bounds."""
         out: dict[str, Any] = {}
         for name, spec in self.params.items():
             out[name] = (
                 spec.value if spec.kind == "fixed"
-                else spec.choices[0] if spec.kind == "categorical" else spec.low
+                else spec.choices[-1 if high else 0] if spec.kind == "categorical"
+                else (spec.high if high else spec.low)
             )
         return out
 

@@ -50,17 +50,34 @@ _HEARTBEAT_ATTR = "autoft_heartbeat"
 
 def _sqlite(path: Path) -> optuna.storages.RDBStorage:
     # A generous busy timeout: with one writer, SQLite never waits long.
-    return optuna.storages.RDBStorage(
-        f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
-    )
+    try:
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+    except Exception as exc:  # sqlalchemy's DatabaseError and friends
+        raise StudyError(
+            f"{str(path)!r} is not a readable SQLite study file ({_first_line(exc)}); move it "
+            "away or use another --out folder"
+        ) from exc
 
 
 def _journal(path: Path) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    return optuna.storages.JournalStorage(
-        JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=30))
-    )
+    try:
+        return optuna.storages.JournalStorage(
+            JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=30))
+        )
+    except Exception as exc:  # undecodable or truncated records
+        raise StudyError(
+            f"{str(path)!r} is not a readable Optuna journal ({_first_line(exc)}); move it away "
+            "or use another --out folder"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def open_storage(
@@ -87,7 +104,10 @@ def open_storage(
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # sqlalchemy raises many types; all mean "cannot open"
-            raise StudyError(f"cannot open study storage {url!r}: {exc}") from exc
+            hint = ""
+            if "import" in str(exc).lower() and url.startswith("postgres"):
+                hint = "; PostgreSQL needs its driver: pip install 'autoft[postgres]'"
+            raise StudyError(f"cannot open study storage {url!r}: {_first_line(exc)}{hint}") from exc
     if out_dir is None:
         raise StudyError("give an output folder or a storage URL")
     out = Path(out_dir)
@@ -99,9 +119,10 @@ def open_storage(
     if db.exists():
         if workers > 1:
             raise StudyError(
-                f"the study in {str(out)!r} was started with one worker ({STUDY_DB}, SQLite, which "
-                "locks under several writers); continue it with --workers 1, or start a new --out "
-                "folder for several workers"
+                f"the study in {str(out)!r} is an SQLite file ({STUDY_DB}) for one worker, which "
+                "locks under several writers; continue it with one worker (autoft search ... "
+                "--workers 1), or start a new --out folder with --workers N (or --storage URL) to "
+                "have several workers"
             )
         return _sqlite(db)
     if not create:

@@ -14,6 +14,7 @@ them and their outputs depend only on the input.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,7 @@ class Head:
             raise StrategyError(f"head width {self.width!r} must be a positive integer")
         if self.kind == "mlp" and (int(self.depth) != self.depth or self.depth < 1):
             raise StrategyError(f"head depth {self.depth!r} must be a positive integer")
+        _check_number("head dropout", self.dropout)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise StrategyError(f"head dropout {self.dropout!r} must be in [0, 1)")
 
@@ -116,6 +118,10 @@ class Strategy:
     warmup_ratio: float = 0.1
 
     def __post_init__(self) -> None:
+        for name in ("learning_rate", "weight_decay", "warmup_ratio"):
+            _check_number(name, getattr(self, name))
+        if self.head_learning_rate is not None:
+            _check_number("head_learning_rate", self.head_learning_rate)
         checks: list[tuple[bool, str]] = [
             (isinstance(self.frozen_layers, int) and self.frozen_layers >= 0,
              f"frozen_layers={self.frozen_layers!r} must be an integer >= 0"),
@@ -154,6 +160,10 @@ class Strategy:
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> Strategy:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`StrategyError`."""
+        if not isinstance(params, dict):
+            raise StrategyError(
+                f"Strategy.from_dict needs a mapping of strategy fields, got {type(params).__name__}"
+            )
         params = dict(params)
         head_fields = {"kind": params.pop("head", "linear")}
         for key in ("width", "depth", "dropout"):
@@ -183,6 +193,12 @@ class Strategy:
             f"{body}; {lrs}; {self.head.describe()}, {self.pooling} pooling; "
             f"{self.epochs} epochs, batch {self.batch_size}"
         )
+
+
+def _check_number(name: str, value: Any) -> None:
+    """A strategy's real-valued field must be a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StrategyError(f"{name}={value!r} must be a finite number")
 
 
 def build_head(hidden_size: int, num_labels: int, head: Head) -> nn.Sequential:
