@@ -239,7 +239,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += ["### Seeds", "", "Strategies run with several seeds (noise check):", "",
                     "| trial | strategy | seeds | mean | std | seconds |", "|---|---|---|---|---|---|"]
             out += [f"| {g['trial_number']} | {g['description']} | {len(g['scores'])} | "
-                    f"{g['mean']:.4f} | {_fmt(g['std'])} | {g['seconds']:.0f} |" for g in seeded]
+                    f"{g['mean']:.4f} | {g['std']:.4f} | {g['seconds']:.0f} |" for g in seeded]
             out.append("")
     analysis = report.get("analysis") or {}
     table = analysis.get("size_budget_table") or []
