@@ -744,10 +744,10 @@ def search(
     num_layers = locate_parts(encoder).num_layers
     positions = getattr(encoder.config, "max_position_embeddings", None)
     if isinstance(positions, int) and max_length > positions:
-        raise AutoftError(
-            f"max_length={max_length} exceeds the backbone's {positions} positions "
-            f"(max_position_embeddings); use {positions} or less"
-        )
+        logger.warning(
+            "max_length=%d exceeds the backbone's %d positions (max_position_embeddings); "
+            "inputs are truncated to %d tokens", max_length, positions, positions)
+        max_length = positions
     search_space = search_space.resolved(num_layers)
     from autoft.followup import resolve_sizes
 

@@ -49,10 +49,13 @@ def test_search_argument_errors(kwargs: dict[str, object], message: str, tmp_pat
         autoft.search(synthetic_texts(40), **args)  # type: ignore[arg-type]
 
 
-def test_max_length_beyond_positions(tiny_bert: Path, tmp_path: Path) -> None:
-    with pytest.raises(AutoftError, match="max_length=1000 exceeds the backbone's 64 positions"):
-        autoft.search(synthetic_texts(40), model=str(tiny_bert), max_length=1000, out=tmp_path,
-                      n_trials=1)
+def test_max_length_beyond_positions_is_capped(tiny_bert: Path, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    result = autoft.search(synthetic_texts(40), model=str(tiny_bert), max_length=1000,
+                           out=tmp_path, n_trials=1, device="cpu", validation_size=10)
+    assert result.study_.user_attrs["autoft"]["max_length"] == 64
+    assert "exceeds the backbone's 64 positions" in caplog.text
+    assert result.trials_["state"] == ["COMPLETE"]
 
 
 @pytest.mark.parametrize(("space", "message"), [
