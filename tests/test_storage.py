@@ -26,7 +26,7 @@ def test_local_storage_kinds(tmp_path: Path) -> None:
 
 def test_sqlite_study_refuses_several_workers(tmp_path: Path) -> None:
     optuna.create_study(storage=open_storage(tmp_path), study_name="s")
-    with pytest.raises(StudyError, match="continue it with --workers 1"):
+    with pytest.raises(StudyError, match="continue it with one worker"):
         open_storage(tmp_path, workers=2)
 
 

@@ -62,8 +62,8 @@ def _cli(*args: str) -> list[str]:
 
 def test_sigkill_during_a_trial_then_rerun(tiny_bert: Path, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
-    space.write_text(  # long enough trials (a few seconds) to be killed in the middle of one
-        "frozen_layers: {type: int, low: 0, high: L}\nlearning_rate: 0.003\n"
+    space.write_text(  # full fine-tuning (no prefix cache): trials of a few seconds, killable mid-way
+        "frozen_layers: 0\nlearning_rate: {type: float, low: 0.001, high: 0.01, log: true}\n"
         "head_learning_rate: 0.003\nepochs: 40\nbatch_size: 8\npooling: mean\n")
     out = tmp_path / "out"
     command = _cli("search", str(_csv(tmp_path, 200)), "--model", str(tiny_bert), "--space",
