@@ -9,8 +9,10 @@ When a search nears its end (a share of the time budget left, or few trials left
   of the training split (``curve_sizes``), so the report can fit learning curves.
 
 Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned. The
-probes come first (they are cheap: a fraction of a full trial each), then the re-seeds. A follow-up
-cut short by the deadline is left out of the statistics.
+re-seeds come first, round-robin over the top strategies (second seed of each, then third), because
+the recommendation rests on them; the probes follow. A follow-up cut short by the deadline is left
+out of the statistics. :func:`estimate_seconds` prices a plan from the trials it repeats, so the
+search can start the follow-ups early enough to finish them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import optuna
 from autoft.curves import family_of
 from autoft.recommend import strategy_key, trial_records
 
-__all__ = ["nested_subset", "plan_followups", "resolve_sizes"]
+__all__ = ["estimate_seconds", "nested_subset", "plan_followups", "resolve_sizes"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,20 @@ def plan_followups(
     main = [r for r in records if r["state"] == "COMPLETE" and r.get("purpose") is None
             and r.get("score") is not None]
     plans: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    # re-seeds of the top strategies, round-robin: every top strategy gets its second seed before
+    # any gets its third, so a search cut short still compares them on equal evidence
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in sorted(main, key=lambda r: -r["score"]):
+        by_key.setdefault(strategy_key(r), r)
+    top = list(by_key.values())[:top_k]
+    missing = {r["number"]: max(0, seeds - 1 - sum(1 for q in queued
+                                                    if q.get("reseed_of") == r["number"]))
+               for r in top}
+    for round_ in range(max(missing.values(), default=0)):
+        for r in top:
+            if missing[r["number"]] > round_:
+                plans.append((dict(trials[r["number"]].params),
+                              {"purpose": "reseed", "reseed_of": r["number"]}))
     # learning-curve probes of the leading families
     best_of: dict[tuple[int, str], dict[str, Any]] = {}
     for r in sorted(main, key=lambda r: -r["score"]):
@@ -113,13 +129,36 @@ def plan_followups(
             plans.append((dict(trials[r["number"]].params),
                           {"purpose": "learning_curve", "curve_of": r["number"],
                            "train_size": n}))
-    # re-seeds of the top strategies
-    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in sorted(main, key=lambda r: -r["score"]):
-        by_key.setdefault(strategy_key(r), r)
-    for r in list(by_key.values())[:top_k]:
-        have = 1 + sum(1 for q in queued if q.get("reseed_of") == r["number"])
-        for _ in range(max(0, seeds - have)):
-            plans.append((dict(trials[r["number"]].params),
-                          {"purpose": "reseed", "reseed_of": r["number"]}))
     return plans
+
+
+def estimate_seconds(
+    study: optuna.Study, plans: Sequence[tuple[dict[str, Any], dict[str, Any]]], train_size: int
+) -> float:
+    """Estimated wall-clock seconds of running ``plans`` (from :func:`plan_followups`).
+
+    A re-seed costs what the trial it repeats took; a learning-curve probe on ``n`` examples costs
+    that trial's training seconds scaled by ``n / train_size``, plus its evaluation seconds (the
+    validation split does not shrink).
+
+    Args:
+        study: The study holding the repeated trials.
+        plans: The follow-ups, as ``(params, user_attrs)``.
+        train_size: Examples in the full training split.
+
+    Returns:
+        Seconds; 0.0 for an empty plan.
+    """
+    records = {r["number"]: r for r in trial_records(study.get_trials(deepcopy=False))}
+    total = 0.0
+    for _, attrs in plans:
+        source = records.get(attrs.get("reseed_of", attrs.get("curve_of")))
+        if source is None:
+            continue
+        seconds = float(source.get("seconds") or 0.0)
+        if attrs.get("purpose") == "learning_curve":
+            train = float(source.get("train_seconds") or seconds)
+            evals = float(source.get("eval_seconds") or 0.0)
+            seconds = train * attrs["train_size"] / max(train_size, 1) + evals
+        total += seconds
+    return total

@@ -169,7 +169,9 @@ def recommend(
     with the best mean score leads. Pruned trials and learning-curve probes are never
     recommended. A cheaper strategy (at most 2/3 of the cost) is recommended instead when its mean
     is within the noise of the leader: the larger standard deviation of the two when both were
-    re-seeded, else ``tolerance``.
+    re-seeded, ``tolerance`` when neither was. A single run never displaces a re-seeded leader:
+    the best of many single runs is biased upwards, while the leader's mean is not; such a run is
+    only named as an alternative.
 
     Args:
         study: The study.
@@ -194,6 +196,10 @@ def recommend(
     leader = groups[0]
     pick, noise_note = leader, ""
     for g in groups[1:]:
+        if leader["std"] is not None and g["std"] is None:
+            # one lucky run of the cheaper strategy against a re-seeded mean: not the same
+            # evidence (the winner's curse), so no switch; it may still be named an alternative
+            continue
         both = leader["std"] is not None and g["std"] is not None
         noise = max(leader["std"], g["std"]) if both else tolerance
         if g["mean"] >= leader["mean"] - noise and g["seconds"] <= (2 / 3) * leader["seconds"]:
@@ -240,9 +246,12 @@ def recommend(
                    and g["seconds"] < pick["seconds"]]
         if cheaper:
             alternative = min(cheaper, key=lambda g: g["seconds"])
+            runs = len(alternative["scores"])
             parts.append(
                 f"Trial {alternative['trial_number']} ({alternative['description']}) scored "
-                f"{alternative['mean']:.4f}, within {tolerance:g} of it, at "
+                f"{alternative['mean']:.4f}"
+                + (f" (mean of {runs} seeds)" if runs > 1 else " in a single run")
+                + f", within {tolerance:g} of it, at "
                 f"{alternative['seconds'] / max(pick['seconds'], 1e-9):.0%} of the cost: prefer it "
                 "when training time matters more than the last fraction of a point."
             )

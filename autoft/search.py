@@ -39,7 +39,7 @@ from autoft.budget import Budget, format_duration
 from autoft.data import TaskData, load_task_data
 from autoft.errors import AutoftError, DataError, StudyError, TrialError
 from autoft.finetune import METRICS, encode_split, resolve_device, train_strategy
-from autoft.followup import nested_subset, plan_followups
+from autoft.followup import estimate_seconds, nested_subset, plan_followups
 from autoft.prefix_cache import PrefixCache
 from autoft.recommend import Recommendation, recommend, trial_records
 from autoft.report import STUDY_NAME, load_study, write_report
@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 PRUNERS = ("hyperband", "successive_halving", "median", "none")
 #: Consecutive failed trials after which a search stops (the cause is systematic, not one trial's).
 MAX_CONSECUTIVE_FAILURES = 3
+
+#: Largest share of a time budget the follow-up trials may claim (when their estimated cost is
+#: larger than ``reserve``).
+MAX_RESERVE = 0.5
 
 
 class ProgressHook:
@@ -478,15 +482,26 @@ def _run_trials(
 def _followups_due(
     study: optuna.Study, ctx: _Context, limits: Budget, deadline: float | None
 ) -> bool:
-    """Whether to enqueue the follow-up trials now: in the last ``reserve`` share of the time
-    budget, or when the trials left equal the follow-ups planned (after 6 completed trials)."""
+    """Whether to enqueue the follow-up trials now.
+
+    With a time budget: once the time left is no more than what they need, i.e. the larger of
+    the ``reserve`` share of the budget and their estimated cost plus 15% (see
+    :func:`autoft.followup.estimate_seconds`), the latter capped at :data:`MAX_RESERVE` of the
+    budget. With ``n_trials``: when the trials left equal the follow-ups planned (after 6
+    completed trials).
+    """
     if ctx.seeds <= 1 and not ctx.curve_sizes:
         return False
     if study.user_attrs.get("followups_enqueued"):
         return False
     if deadline is not None and limits.seconds is not None:
-        if time.monotonic() >= deadline - ctx.reserve * limits.seconds:
+        left = deadline - time.monotonic()
+        if left <= ctx.reserve * limits.seconds:
             return True
+        if left <= MAX_RESERVE * limits.seconds:
+            needed = 1.15 * estimate_seconds(study, _plan(study, ctx), len(ctx.task.train))
+            if left <= min(needed, MAX_RESERVE * limits.seconds):
+                return True
     if limits.n_trials is not None:
         trials = study.get_trials(deepcopy=False)
         completed = sum(t.state == TrialState.COMPLETE for t in trials)
@@ -672,9 +687,10 @@ def search(
         curve_sizes: Smaller training-set sizes the leading strategy families are re-run on, for
             the learning curves: fractions of the training split (floats < 1) or example counts
             (ints). Empty disables. Default (0.1, 0.3).
-        reserve: Share of the time budget kept for those follow-ups: they are enqueued when this
-            much is left (or, with only ``n_trials``, when the trials left equal the follow-ups
-            planned). Default 0.25.
+        reserve: Least share of the time budget kept for those follow-ups: they are enqueued when
+            this much is left, or earlier when their estimated cost (the seconds of the trials
+            they repeat) needs more, up to half the budget; with only ``n_trials``, when the
+            trials left equal the follow-ups planned. Default 0.25.
         cache: Reuse the frozen blocks' outputs across epochs and trials (see
             :mod:`autoft.prefix_cache`): a trial with k frozen blocks then runs only the blocks above
             them. Default True.

@@ -50,6 +50,7 @@ def main() -> None:
     states = trials["state"]
     finished = sum(s in ("COMPLETE", "PRUNED") for s in states)
     pruned = sum(s == "PRUNED" for s in states)
+    rec = result.recommendation_
     frozen = sorted({k for k, s in zip(trials["frozen_layers"], states) if s in ("COMPLETE", "PRUNED")})
     payload = {
         "data": {"train_rows": len(train), "validation": "sst2/dev.tsv (872 rows)",
@@ -62,10 +63,16 @@ def main() -> None:
         "distinct_frozen_layers": frozen,
         "recommended": None if result.best_strategy_ is None else result.best_strategy_.to_dict(),
         "recommended_dev_accuracy": result.best_score_,
+        "recommended_seeds": None if rec is None else {
+            "trial_number": rec.trial_number, "runs": rec.seeds, "std": rec.score_std,
+            "scores": next((g["scores"] for g in rec.groups
+                            if g["trial_number"] == rec.trial_number), None),
+            "reason": rec.reason},
         "trials": [
             {k: trials[k][i] for k in ("number", "state", "frozen_layers", "learning_rate",
                                        "head_learning_rate", "head", "pooling", "batch_size",
-                                       "score", "seconds", "trainable_params")}
+                                       "score", "seconds", "trainable_params", "purpose",
+                                       "train_size", "status")}
             for i in range(len(states))
         ],
         "targets": {"finished>=6": finished >= 6, "pruned>=1": pruned >= 1,
@@ -82,7 +89,9 @@ def main() -> None:
     print(f"distinct frozen_layers tried: {frozen}")
     if result.best_strategy_ is not None:
         print(f"recommended: {result.best_strategy_.describe(6)}")
-        print(f"recommended dev accuracy: {result.best_score_:.4f}")
+        print(f"recommended dev accuracy: {result.best_score_:.4f}"
+              + (f" (mean of {rec.seeds} seeds, std {rec.score_std:.4f})"
+                 if rec is not None and rec.score_std is not None else ""))
     for name, ok in payload["targets"].items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     print(f"saved {path}")

@@ -1,0 +1,88 @@
+"""The recommendation rule and the follow-up plan, on synthetic studies (no training)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from autoft.followup import estimate_seconds, plan_followups
+from autoft.recommend import recommend
+from autoft.strategy import Head, Strategy
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _add(study: optuna.Study, frozen: int, lr: float, score: float, seconds: float,
+         reseed_of: int | None = None) -> int:
+    strategy = Strategy(frozen_layers=frozen, learning_rate=lr, head=Head("linear"))
+    attrs: dict[str, Any] = {
+        "strategy": strategy.to_dict(), "best_score": score, "wall_seconds": seconds,
+        "train_seconds": seconds * 0.8, "eval_seconds": seconds * 0.2,
+        "trainable_params": 1000 * (7 - frozen), "total_params": 7000,
+        "description": f"k={frozen} lr={lr:g}", "status": "complete",
+    }
+    if reseed_of is not None:
+        attrs.update(purpose="reseed", reseed_of=reseed_of)
+    study.add_trial(create_trial(
+        state=TrialState.COMPLETE, value=score, params={"learning_rate": lr},
+        distributions={"learning_rate": FloatDistribution(1e-6, 1.0, log=True)}, user_attrs=attrs))
+    return study.trials[-1].number
+
+
+def test_single_cheaper_run_does_not_displace_a_reseeded_leader() -> None:
+    study = optuna.create_study(direction="maximize")
+    full = _add(study, 0, 1e-4, 0.842, 60.0)
+    _add(study, 0, 1e-4, 0.822, 60.0, reseed_of=full)
+    _add(study, 0, 1e-4, 0.829, 60.0, reseed_of=full)
+    cheap = _add(study, 2, 1e-4, 0.827, 30.0)  # one run, 0.004 below the leader's mean 0.831
+    rec = recommend(study, "accuracy", num_layers=6)
+    assert rec is not None
+    assert rec.trial_number == full and rec.seeds == 3
+    assert abs(rec.score - (0.842 + 0.822 + 0.829) / 3) < 1e-12
+    assert rec.cheaper_alternative is not None
+    assert rec.cheaper_alternative["trial_number"] == cheap
+    assert "in a single run" in rec.reason
+
+
+def test_cheaper_reseeded_strategy_within_noise_is_recommended() -> None:
+    study = optuna.create_study(direction="maximize")
+    full = _add(study, 0, 1e-4, 0.842, 60.0)
+    _add(study, 0, 1e-4, 0.822, 60.0, reseed_of=full)
+    _add(study, 0, 1e-4, 0.829, 60.0, reseed_of=full)
+    cheap = _add(study, 2, 1e-4, 0.830, 30.0)
+    _add(study, 2, 1e-4, 0.824, 30.0, reseed_of=cheap)
+    rec = recommend(study, "accuracy", num_layers=6)
+    assert rec is not None and rec.trial_number == cheap and rec.seeds == 2
+    assert "within the noise" in rec.reason
+
+
+def test_without_seeds_the_tolerance_decides() -> None:
+    study = optuna.create_study(direction="maximize")
+    _add(study, 0, 1e-4, 0.840, 60.0)
+    cheap = _add(study, 3, 1e-4, 0.837, 20.0)
+    rec = recommend(study, "accuracy", num_layers=6, tolerance=0.005)
+    assert rec is not None and rec.trial_number == cheap
+    rec = recommend(study, "accuracy", num_layers=6, tolerance=0.001)
+    assert rec is not None and rec.trial_number == 0
+
+
+def test_followups_reseed_round_robin_before_probes() -> None:
+    study = optuna.create_study(direction="maximize")
+    a = _add(study, 0, 1e-4, 0.84, 60.0)
+    b = _add(study, 2, 1e-4, 0.83, 30.0)
+    _add(study, 6, 1e-3, 0.78, 2.0)
+    _add(study, 6, 3e-3, 0.70, 2.0)
+    plans = plan_followups(study, num_layers=6, train_size=1000, seeds=3, top_k=2,
+                           curve_sizes=(100,))
+    purposes = [attrs["purpose"] for _, attrs in plans]
+    assert purposes[:4] == ["reseed"] * 4 and set(purposes[4:]) == {"learning_curve"}
+    assert [attrs["reseed_of"] for _, attrs in plans[:4]] == [a, b, a, b]
+    # one probe per family at 100 examples: k=0, k=2 and the head-only family
+    probes = [attrs for _, attrs in plans[4:]]
+    assert sorted(p["curve_of"] for p in probes) == [0, 1, 2]
+    # 2 x 60 + 2 x 30 s of re-seeds; probes: 10% of the training seconds plus the evaluations
+    expected = 180.0 + (48 * 0.1 + 12) + (24 * 0.1 + 6) + (1.6 * 0.1 + 0.4)
+    assert abs(estimate_seconds(study, plans, 1000) - expected) < 1e-9
