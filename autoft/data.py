@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -196,6 +197,41 @@ def _name_among_values(frame: pd.DataFrame) -> bool:
     return False
 
 
+def _check_header(path: Path, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`DataError` when a CSV/TSV header repeats a column name (pandas would
+    silently rename the second ``text`` to ``text.1``)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        if kwargs.get("sep") == "\t":
+            header = handle.readline().rstrip("\r\n").split("\t")
+        else:
+            header = next(csv.reader(handle), [])
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"{str(path)!r} has duplicate column names {dupes} in its header row; "
+                        "rename them so each column has its own name")
+
+
+def _check_json_lines(path: Path) -> None:
+    """Raise :class:`DataError` naming the first line of a JSON-lines file that is not a JSON
+    object (pandas' own error names no line)."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{str(path)!r} line {number} is not valid JSON ({exc.msg} at column "
+                    f"{exc.colno}): {line.strip()[:80]!r}; each line must be one JSON object"
+                ) from exc
+            if not isinstance(value, dict):
+                raise DataError(
+                    f"{str(path)!r} line {number} is a JSON {type(value).__name__}, not an object: "
+                    f"{line.strip()[:80]!r}; each line must be one object like "
+                    '{"text": ..., "label": ...}')
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, TSV, JSONL/JSON or Parquet file into a DataFrame of strings and numbers.
 
@@ -233,18 +269,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(path, **kwargs)
             if _looks_like_data(frame.columns) or _name_among_values(frame):
                 frame = pd.read_csv(path, header=None, **kwargs)
+            else:
+                _check_header(path, kwargs)
         elif suffix == ".jsonl":
+            _check_json_lines(path)
             frame = pd.read_json(path, lines=True)
         elif suffix == ".json":
-            with path.open(encoding="utf-8") as handle:
-                first = handle.read(4096).lstrip()[:1]
-            frame = pd.read_json(path, lines=first != "[")
-            if first == "{" and len(frame) == 1 and all(
-                isinstance(v, list) for v in frame.iloc[0].tolist()
-            ):  # one object of columns: {"text": [...], "label": [...]}
+            text = path.read_text(encoding="utf-8")
+            if text.lstrip()[:1] == "[":  # an array of records
                 frame = pd.read_json(path)
+            else:
+                try:
+                    whole = json.loads(text)
+                except json.JSONDecodeError:
+                    whole = None  # JSON lines (several values), checked line by line
+                if isinstance(whole, dict) and whole and all(
+                    isinstance(v, list) for v in whole.values()
+                ):  # one object of columns: {"text": [...], "label": [...]}
+                    frame = pd.read_json(path)
+                elif isinstance(whole, dict):  # a single record
+                    frame = pd.DataFrame([whole])
+                else:
+                    _check_json_lines(path)
+                    frame = pd.read_json(path, lines=True)
         else:
             frame = pd.read_parquet(path)
+    except DataError:
+        raise
     except UnicodeDecodeError as exc:
         raise DataError(
             f"cannot read {str(path)!r}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); "

@@ -765,6 +765,10 @@ def search(
             "inputs are truncated to %d tokens", max_length, positions, positions)
         max_length = positions
     search_space = search_space.resolved(num_layers)
+    if not search_space.searched:
+        logger.warning(
+            "the search space fixes every field, so every trial trains the same strategy (only "
+            "the seed changes); give ranges or choices to search, or set n_trials=1")
     from autoft.followup import resolve_sizes
 
     kept = resolve_sizes(curve_sizes, len(task.train))

@@ -383,6 +383,17 @@ class SearchSpace:
         return self._strategy(values, num_layers)
 
     @property
+    def searched(self) -> list[str]:
+        """Names of the fields the space varies (not fixed, and with more than one value)."""
+        out = []
+        for name, spec in self.params.items():
+            if spec.kind == "categorical" and len(set(spec.choices)) > 1:
+                out.append(name)
+            elif spec.kind in ("int", "float") and spec.low != spec.high:
+                out.append(name)
+        return out
+
+    @property
     def max_epochs(self) -> int:
         """The largest number of epochs a trial of this space can train (for the pruner)."""
         spec = self.params.get("epochs")

@@ -103,6 +103,44 @@ def test_json_object_of_columns(tmp_path: Path) -> None:
     assert len(load_task_data(path, validation_size=2).train) == 8
 
 
+def test_pretty_printed_json_object_of_columns_and_single_record(tmp_path: Path) -> None:
+    path = tmp_path / "pretty.json"
+    path.write_text(json.dumps({"text": ["a b", "c d"], "label": [0, 1]}, indent=2))
+    assert read_table(path)["text"].tolist() == ["a b", "c d"]
+    path.write_text(json.dumps({"text": "a b", "label": 1}, indent=2))
+    assert read_table(path).to_dict("records") == [{"text": "a b", "label": 1}]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_broken_json_line_is_named(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"data{suffix}"
+    lines = [json.dumps({"text": f"t{i}", "label": i % 2}) for i in range(6)]
+    lines[3] = '{"text": "oops", "label": 1'  # line 4 lost its closing brace
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 4 is not valid JSON.*oops"):
+        read_table(path)
+    lines[3] = '["t3", 1]'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 4 is a JSON list, not an object"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(("suffix", "sep"), [(".csv", ","), (".tsv", "\t")])
+def test_duplicate_header_names(tmp_path: Path, suffix: str, sep: str) -> None:
+    path = tmp_path / f"dupes{suffix}"
+    path.write_text(sep.join(["text", "label", "text"]) + "\n"
+                    + "".join(f"t{i}{sep}{i % 2}{sep}u{i}\n" for i in range(6)))
+    with pytest.raises(DataError, match=r"duplicate column names \['text'\] in its header row"):
+        read_table(path)
+
+
+def test_space_searched_fields() -> None:
+    fixed = SearchSpace.load({"frozen_layers": 2, "learning_rate": 1e-4, "head": "linear",
+                              "pooling": {"type": "categorical", "choices": ["cls"]}})
+    assert fixed.searched == []
+    assert SearchSpace.load(None).searched[:2] == ["frozen_layers", "learning_rate"]
+
+
 def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("text,label\ncaf\xe9 cr\xe8me,1\n".encode("latin-1"))

@@ -265,3 +265,14 @@ def test_followups_reseed_top_strategies_and_probe_smaller_sizes(data, tiny_bert
     md = (tmp_path / "report.md").read_text()
     assert "## Strategy by dataset size and budget" in md and "### Seeds" in md
     assert "data-plot='size_curves'" in (tmp_path / "report.html").read_text()
+
+
+def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    fixed = {k: v for k, v in SPACE.items() if k != "baselines"}
+    fixed.update(frozen_layers=2, learning_rate=5e-3, head_learning_rate=5e-3, head="linear",
+                 epochs=1)
+    with caplog.at_level("WARNING", logger="autoft"):
+        result = _search(data, tiny_bert, tmp_path, space=fixed, n_trials=1, seeds=1,
+                         curve_sizes=())
+    assert len(result.trials_["number"]) == 1
+    assert "the search space fixes every field" in caplog.text
