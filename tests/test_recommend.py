@@ -86,3 +86,30 @@ def test_followups_reseed_round_robin_before_probes() -> None:
     # 2 x 60 + 2 x 30 s of re-seeds; probes: 10% of the training seconds plus the evaluations
     expected = 180.0 + (48 * 0.1 + 12) + (24 * 0.1 + 6) + (1.6 * 0.1 + 0.4)
     assert abs(estimate_seconds(study, plans, 1000) - expected) < 1e-9
+
+
+def test_among_cheaper_candidates_the_best_mean_wins() -> None:
+    # the issue-2 benchmark's situation: two k=1 strategies of equal cost within the noise of full
+    # fine-tuning; the better of them is recommended, not the one that happened to run faster
+    study = optuna.create_study(direction="maximize")
+    full = _add(study, 0, 1.2e-4, 0.8417, 62.0)
+    _add(study, 0, 1.2e-4, 0.8280, 62.0, reseed_of=full)
+    _add(study, 0, 1.2e-4, 0.8211, 62.0, reseed_of=full)
+    worse = _add(study, 1, 1.3e-4, 0.8280, 38.5)
+    _add(study, 1, 1.3e-4, 0.8257, 38.5, reseed_of=worse)
+    _add(study, 1, 1.3e-4, 0.8291, 38.5, reseed_of=worse)
+    better = _add(study, 1, 1.15e-4, 0.8268, 39.3)
+    _add(study, 1, 1.15e-4, 0.8280, 39.3, reseed_of=better)
+    _add(study, 1, 1.15e-4, 0.8349, 39.3, reseed_of=better)
+    rec = recommend(study, "accuracy", num_layers=6)
+    assert rec is not None and rec.trial_number == better
+    assert abs(rec.score - (0.8268 + 0.8280 + 0.8349) / 3) < 1e-12
+
+
+def test_step_down_repeats_from_the_new_pick() -> None:
+    study = optuna.create_study(direction="maximize")
+    _add(study, 0, 1e-4, 0.840, 90.0)
+    _add(study, 2, 1e-4, 0.838, 50.0)
+    cheapest = _add(study, 4, 1e-4, 0.837, 20.0)
+    rec = recommend(study, "accuracy", num_layers=6, tolerance=0.005)
+    assert rec is not None and rec.trial_number == cheapest
