@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
@@ -199,12 +200,11 @@ def _name_among_values(frame: pd.DataFrame) -> bool:
 
 def _check_header(path: Path, kwargs: dict[str, Any]) -> None:
     """Raise :class:`DataError` when a CSV/TSV header repeats a column name (pandas would
-    silently rename the second ``text`` to ``text.1``)."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        if kwargs.get("sep") == "\t":
-            header = handle.readline().rstrip("\r\n").split("\t")
-        else:
-            header = next(csv.reader(handle), [])
+    silently rename the second ``text`` to ``text.1``). The header is read by pandas itself, so
+    a byte-order mark and blank leading lines are handled as in the real read; empty names (as
+    in Excel's ``text,label,,``) are not counted as repeats."""
+    header = [c for c in pd.read_csv(path, header=None, nrows=1, dtype=str, **kwargs).iloc[0]
+              if isinstance(c, str) and c.strip()]
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(f"{str(path)!r} has duplicate column names {dupes} in its header row; "
@@ -214,8 +214,9 @@ def _check_header(path: Path, kwargs: dict[str, Any]) -> None:
 def _check_json_lines(path: Path) -> None:
     """Raise :class:`DataError` naming the first line of a JSON-lines file that is not a JSON
     object (pandas' own error names no line)."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        lines = handle.read().replace("\r\n", "\n").split("\n")
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -226,10 +227,50 @@ def _check_json_lines(path: Path) -> None:
                     f"{exc.colno}): {line.strip()[:80]!r}; each line must be one JSON object"
                 ) from exc
             if not isinstance(value, dict):
+                kind = {list: "array", str: "string", bool: "boolean", int: "number",
+                        float: "number"}.get(type(value), "null")
                 raise DataError(
-                    f"{str(path)!r} line {number} is a JSON {type(value).__name__}, not an object: "
+                    f"{str(path)!r} line {number} is a JSON {kind}, not an object: "
                     f"{line.strip()[:80]!r}; each line must be one object like "
                     '{"text": ..., "label": ...}')
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    """Read a ``.json`` file: an array of records, JSON lines, an object of columns (lists, or
+    pandas' ``to_json()`` layouts ``columns``/``index``/``split``/``table``), or one record."""
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        _check_json_lines(path)  # several values: JSON lines, checked line by line
+        return pd.read_json(io.StringIO(text), lines=True)
+    if isinstance(whole, list):
+        if not all(isinstance(v, dict) for v in whole):
+            bad = next(i for i, v in enumerate(whole) if not isinstance(v, dict))
+            raise DataError(f"{str(path)!r}: item {bad} of the JSON array is not an object; give "
+                            'an array of records like [{"text": ..., "label": ...}, ...]')
+        return pd.DataFrame.from_records(whole)
+    if not isinstance(whole, dict) or not whole:
+        raise DataError(f"{str(path)!r} holds no records; give an array of records, JSON lines "
+                        "or an object of columns")
+    values = list(whole.values())
+    if {"schema", "data"} <= set(whole):
+        return pd.read_json(io.StringIO(text), orient="table")
+    if {"columns", "data"} <= set(whole):
+        return pd.read_json(io.StringIO(text), orient="split")
+    if all(isinstance(v, list) for v in values):  # {"text": [...], "label": [...]}
+        if len({len(v) for v in values}) > 1:
+            raise DataError(f"{str(path)!r}: the column lists have different lengths "
+                            f"{ {k: len(v) for k, v in whole.items()} }")
+        return pd.DataFrame(whole)
+    if all(isinstance(v, dict) for v in values):  # pandas' to_json(): columns or index layout
+        if all(str(k).lstrip("-").isdigit() for k in whole):
+            return pd.DataFrame.from_dict(whole, orient="index").reset_index(drop=True)
+        return pd.DataFrame(whole)
+    if any(isinstance(v, (list, dict)) for v in values):
+        raise DataError(f"{str(path)!r} mixes lists or objects with single values at its top "
+                        "level; give an array of records, JSON lines or an object of columns")
+    return pd.DataFrame([whole])  # a single record
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -273,25 +314,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 _check_header(path, kwargs)
         elif suffix == ".jsonl":
             _check_json_lines(path)
-            frame = pd.read_json(path, lines=True)
+            frame = pd.read_json(io.StringIO(path.read_text(encoding="utf-8-sig")), lines=True)
         elif suffix == ".json":
-            text = path.read_text(encoding="utf-8")
-            if text.lstrip()[:1] == "[":  # an array of records
-                frame = pd.read_json(path)
-            else:
-                try:
-                    whole = json.loads(text)
-                except json.JSONDecodeError:
-                    whole = None  # JSON lines (several values), checked line by line
-                if isinstance(whole, dict) and whole and all(
-                    isinstance(v, list) for v in whole.values()
-                ):  # one object of columns: {"text": [...], "label": [...]}
-                    frame = pd.read_json(path)
-                elif isinstance(whole, dict):  # a single record
-                    frame = pd.DataFrame([whole])
-                else:
-                    _check_json_lines(path)
-                    frame = pd.read_json(path, lines=True)
+            frame = _read_json(path)
         else:
             frame = pd.read_parquet(path)
     except DataError:
@@ -452,7 +477,10 @@ def _guess_columns(
         for c in columns:
             if c in (text, pair) or frame[c].isna().any():
                 continue
-            distinct = frame[c].nunique()
+            try:
+                distinct = frame[c].nunique()
+            except TypeError:  # lists or objects in the cells: not a label column
+                continue
             if 2 <= distinct <= max(2, min(1000, n // 2)):
                 candidates[c] = distinct
         if candidates:
@@ -480,6 +508,12 @@ def _texts(frame: pd.DataFrame, column: str, source: str) -> list[str]:
             raise DataError(
                 f"text column {column!r} of {source} is empty in row {row} (0-based, header "
                 "excluded); remove the row or fill in its text"
+            )
+        if isinstance(value, (dict, list, tuple)):
+            raise DataError(
+                f"text column {column!r} of {source} holds a JSON "
+                f"{'object' if isinstance(value, dict) else 'array'} in row {row}: "
+                f"{str(value)[:60]!r}; each text must be a string"
             )
         text = str(value)
         if not text.strip():

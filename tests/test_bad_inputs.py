@@ -121,7 +121,7 @@ def test_broken_json_line_is_named(tmp_path: Path, suffix: str) -> None:
         read_table(path)
     lines[3] = '["t3", 1]'
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match="line 4 is a JSON list, not an object"):
+    with pytest.raises(DataError, match="line 4 is a JSON array, not an object"):
         read_table(path)
 
 
@@ -185,3 +185,46 @@ def test_cli_validation_size_and_refit_target(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["search", str(data), "--validation-size", "inf",
                                        "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+ROWS = [("good movie", "pos"), ("bad film", "neg"), ("great plot", "pos"), ("awful acting", "neg"),
+        ("nice one", "pos"), ("terrible", "neg")]
+
+
+@pytest.mark.parametrize("header", ["\ufefftext,text\n", "\ntext,text\n", "\ufefftext,text\r\n"])
+def test_duplicate_header_behind_bom_or_blank_line(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "dupes.csv"
+    path.write_text(header + "".join(f"{t},{lab}\n" for t, lab in ROWS), encoding="utf-8")
+    with pytest.raises(DataError, match=r"duplicate column names \['text'\]"):
+        read_table(path)
+
+
+def test_empty_trailing_header_names_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"  # Excel exports trailing empty columns
+    path.write_text("text,label,,\n" + "".join(f"{t},{lab},,\n" for t, lab in ROWS))
+    task = load_task_data(path, validation_size=2)
+    assert task.text_column == "text" and sorted(task.id2label.values()) == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("orient", ["records", "columns", "index", "split", "table"])
+def test_pandas_to_json_layouts(tmp_path: Path, orient: str) -> None:
+    path = tmp_path / f"{orient}.json"
+    pd.DataFrame(ROWS, columns=["text", "label"]).to_json(path, orient=orient)
+    frame = read_table(path)
+    assert frame[["text", "label"]].values.tolist() == [list(r) for r in ROWS]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_with_byte_order_mark(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"bom{suffix}"
+    body = "".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in ROWS)
+    path.write_text("\ufeff" + body, encoding="utf-8")
+    assert read_table(path)["text"].tolist() == [t for t, _ in ROWS]
+
+
+def test_nested_text_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "nested.jsonl"
+    path.write_text("".join(json.dumps({"text": {"body": t}, "label": lab}) + "\n"
+                            for t, lab in ROWS))
+    with pytest.raises(DataError, match="text column 'text' .* holds a JSON object in row 0"):
+        load_task_data(path, validation_size=2)
