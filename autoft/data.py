@@ -304,7 +304,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         )
     try:
         if suffix in (".csv", ".tsv", ".tab"):
-            kwargs: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+            kwargs: dict[str, Any] = {"keep_default_na": False, "na_values": [""],
+                                      "index_col": False}  # rows with a trailing comma
             if suffix != ".csv":
                 kwargs.update(sep="\t", quoting=csv.QUOTE_NONE)
             frame = pd.read_csv(path, **kwargs)

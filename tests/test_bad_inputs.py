@@ -228,3 +228,10 @@ def test_nested_text_is_an_error(tmp_path: Path) -> None:
                             for t, lab in ROWS))
     with pytest.raises(DataError, match="text column 'text' .* holds a JSON object in row 0"):
         load_task_data(path, validation_size=2)
+
+
+def test_rows_with_a_trailing_comma(tmp_path: Path) -> None:
+    # without index_col=False pandas makes the first column the index and shifts the labels
+    path = tmp_path / "trailing.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{lab},\n" for t, lab in ROWS))
+    assert read_table(path)[["text", "label"]].values.tolist() == [list(r) for r in ROWS]
