@@ -211,28 +211,32 @@ def _check_header(path: Path, kwargs: dict[str, Any]) -> None:
                         "rename them so each column has its own name")
 
 
-def _check_json_lines(path: Path) -> None:
-    """Raise :class:`DataError` naming the first line of a JSON-lines file that is not a JSON
-    object (pandas' own error names no line)."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        lines = handle.read().replace("\r\n", "\n").split("\n")
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{str(path)!r} line {number} is not valid JSON ({exc.msg} at column "
-                    f"{exc.colno}): {line.strip()[:80]!r}; each line must be one JSON object"
-                ) from exc
-            if not isinstance(value, dict):
-                kind = {list: "array", str: "string", bool: "boolean", int: "number",
-                        float: "number"}.get(type(value), "null")
-                raise DataError(
-                    f"{str(path)!r} line {number} is a JSON {kind}, not an object: "
-                    f"{line.strip()[:80]!r}; each line must be one object like "
-                    '{"text": ..., "label": ...}')
+def _read_json_lines(path: Path, text: str | None = None) -> pd.DataFrame:
+    """Read a JSON-lines file, first raising :class:`DataError` naming the first line that is not
+    a JSON object (pandas' own error names no line). ``text`` is the file's content if already
+    read. Lines may end in LF, CRLF or a lone CR (universal newlines; JSON strings cannot hold a
+    raw CR, so this never splits a value)."""
+    if text is None:
+        text = path.read_text(encoding="utf-8-sig")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{str(path)!r} line {number} is not valid JSON ({exc.msg} at column "
+                f"{exc.colno}): {line.strip()[:80]!r}; each line must be one JSON object"
+            ) from exc
+        if not isinstance(value, dict):
+            kind = {list: "array", str: "string", bool: "boolean", int: "number",
+                    float: "number"}.get(type(value), "null")
+            raise DataError(
+                f"{str(path)!r} line {number} is a JSON {kind}, not an object: "
+                f"{line.strip()[:80]!r}; each line must be one object like "
+                '{"text": ..., "label": ...}')
+    return pd.read_json(io.StringIO(text), lines=True)
 
 
 def _read_json(path: Path) -> pd.DataFrame:
@@ -242,8 +246,7 @@ def _read_json(path: Path) -> pd.DataFrame:
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
-        _check_json_lines(path)  # several values: JSON lines, checked line by line
-        return pd.read_json(io.StringIO(text), lines=True)
+        return _read_json_lines(path, text)  # several values: JSON lines
     if isinstance(whole, list):
         if not all(isinstance(v, dict) for v in whole):
             bad = next(i for i, v in enumerate(whole) if not isinstance(v, dict))
@@ -314,8 +317,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             else:
                 _check_header(path, kwargs)
         elif suffix == ".jsonl":
-            _check_json_lines(path)
-            frame = pd.read_json(io.StringIO(path.read_text(encoding="utf-8-sig")), lines=True)
+            frame = _read_json_lines(path)
         elif suffix == ".json":
             frame = _read_json(path)
         else:

@@ -222,6 +222,20 @@ def test_json_with_byte_order_mark(tmp_path: Path, suffix: str) -> None:
     assert read_table(path)["text"].tolist() == [t for t, _ in ROWS]
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+@pytest.mark.parametrize("newline", ["\r", "\r\n"])
+def test_json_lines_with_cr_line_endings(tmp_path: Path, suffix: str, newline: str) -> None:
+    # classic-Mac CR-only files used to fail with "Extra data" and no useful line number
+    path = tmp_path / f"cr{suffix}"
+    lines = [json.dumps({"text": t, "label": lab}) for t, lab in ROWS]
+    path.write_bytes((newline.join(lines) + newline).encode())
+    assert read_table(path)[["text", "label"]].values.tolist() == [list(r) for r in ROWS]
+    lines[2] = '{"text": "oops"'
+    path.write_bytes((newline.join(lines) + newline).encode())
+    with pytest.raises(DataError, match="line 3 is not valid JSON.*oops"):
+        read_table(path)
+
+
 def test_nested_text_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "nested.jsonl"
     path.write_text("".join(json.dumps({"text": {"body": t}, "label": lab}) + "\n"
