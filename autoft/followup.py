@@ -8,7 +8,8 @@ When a search nears its end (a share of the time budget left, or few trials left
   fine-tuning and the head-only family when they were tried) on smaller nested, stratified subsets
   of the training split (``curve_sizes``), so the report can fit learning curves.
 
-Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned. The
+Both run as ordinary trials marked with a ``purpose`` user attribute; they are never pruned by the
+pruner (a copy that two workers enqueued at once is skipped, see :func:`is_duplicate_followup`). The
 re-seeds come first, round-robin over the top strategies (second seed of each, then third), because
 the recommendation rests on them; the probes follow. A follow-up cut short by the deadline is left
 out of the statistics. :func:`estimate_seconds` prices a plan from the trials it repeats, so the
@@ -23,11 +24,16 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from autoft.curves import family_of
 from autoft.recommend import strategy_key, trial_records
 
-__all__ = ["estimate_seconds", "nested_subset", "plan_followups", "resolve_sizes"]
+__all__ = ["estimate_seconds", "is_duplicate_followup", "nested_subset", "plan_followups",
+           "resolve_sizes"]
+
+#: User attributes of a follow-up that a retry of the interrupted trial keeps.
+FOLLOWUP_ATTRS = ("purpose", "reseed_of", "curve_of", "train_size", "followup_id")
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,11 @@ def plan_followups(
         curve_sizes: Training-set sizes of the learning-curve probes: fractions of the training
             split (floats < 1) or example counts (ints). Default (0.1, 0.3).
         curve_families: Leading families probed (plus full fine-tuning and head-only). Default 4.
+
+    Each plan's ``user_attrs`` holds a ``followup_id`` naming the run it adds
+    (``"reseed:N:i"``, the i-th extra seed of trial N; ``"curve:N:n"``, trial N's strategy on n
+    examples). Two workers that plan from the same finished trials produce the same ids, and the
+    search runs each id once (see :func:`is_duplicate_followup`).
     """
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     records = trial_records(list(trials.values()))
@@ -108,11 +119,16 @@ def plan_followups(
     missing = {r["number"]: max(0, seeds - 1 - sum(1 for q in queued
                                                     if q.get("reseed_of") == r["number"]))
                for r in top}
+    # the i-th extra seed of trial N is "reseed:N:i"; a plan takes the lowest free indices
+    taken = {q.get("followup_id") for q in queued}
+    free = {n: [f"reseed:{n}:{i}" for i in range(1, seeds) if f"reseed:{n}:{i}" not in taken]
+            for n in missing}
     for round_ in range(max(missing.values(), default=0)):
         for r in top:
             if missing[r["number"]] > round_:
                 plans.append((dict(trials[r["number"]].params),
-                              {"purpose": "reseed", "reseed_of": r["number"]}))
+                              {"purpose": "reseed", "reseed_of": r["number"],
+                               "followup_id": free[r["number"]][round_]}))
     # learning-curve probes of the leading families
     best_of: dict[tuple[int, str], dict[str, Any]] = {}
     for r in sorted(main, key=lambda r: -r["score"]):
@@ -128,7 +144,7 @@ def plan_followups(
                 continue
             plans.append((dict(trials[r["number"]].params),
                           {"purpose": "learning_curve", "curve_of": r["number"],
-                           "train_size": n}))
+                           "train_size": n, "followup_id": f"curve:{r['number']}:{n}"}))
     return plans
 
 
@@ -162,3 +178,28 @@ def estimate_seconds(
             seconds = train * attrs["train_size"] / max(train_size, 1) + evals
         total += seconds
     return total
+
+
+def is_duplicate_followup(trial: optuna.trial.BaseTrial, trials: Sequence[FrozenTrial]) -> int | None:
+    """The number of an earlier trial that makes follow-up ``trial`` redundant, else None.
+
+    Two workers can plan the follow-ups at the same moment and both enqueue them (reading and
+    setting the study's ``followups_enqueued`` flag is not atomic across processes). Each run
+    has a ``followup_id``; the trial with the lowest number among those sharing an id runs, the
+    others are skipped (marked ``duplicate_of`` and pruned before training; reports leave them
+    out, though Optuna's own tools show them as pruned). Failed trials do not count, so an
+    interrupted follow-up's retry runs, and a follow-up that failed may run again.
+
+    Args:
+        trial: The trial about to run.
+        trials: All trials of the study (``study.get_trials(deepcopy=False)``).
+    """
+    key = trial.user_attrs.get("followup_id")
+    if key is None:
+        return None
+    for other in trials:
+        if (other.number < trial.number and other.user_attrs.get("followup_id") == key
+                and other.state != TrialState.FAIL
+                and other.user_attrs.get("duplicate_of") is None):
+            return other.number
+    return None

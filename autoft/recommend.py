@@ -35,12 +35,16 @@ def trial_records(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     ``trainable_params``, ``total_params``, ``examples_trained``, ``evaluations``, ``status``
     (complete/pruned/deadline), ``seed``, ``fail_reason``, ``retry_of``, ``description``,
     ``purpose`` (None for search trials, ``"reseed"`` or ``"learning_curve"`` for follow-ups),
-    ``reseed_of``, ``curve_of``, ``train_size`` (training examples the trial used),
-    ``train_seconds``, ``eval_seconds``.
+    ``reseed_of``, ``curve_of``, ``followup_id`` (see :func:`autoft.followup.plan_followups`),
+    ``train_size`` (training examples the trial used),
+    ``train_seconds``, ``eval_seconds``. Skipped duplicate follow-ups (``duplicate_of`` set)
+    have no record.
     """
     records = []
     for t in trials:
         attrs = t.user_attrs
+        if attrs.get("duplicate_of") is not None:
+            continue  # a follow-up two workers enqueued at once, skipped when it started
         strategy = attrs.get("strategy", {})
         record: dict[str, Any] = {
             "number": t.number,
@@ -64,6 +68,7 @@ def trial_records(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
             description=attrs.get("description"),
             purpose=attrs.get("purpose"),
             reseed_of=attrs.get("reseed_of"),
+            followup_id=attrs.get("followup_id"),
             curve_of=attrs.get("curve_of"),
             train_size=attrs.get("train_size"),
             train_seconds=attrs.get("train_seconds"),

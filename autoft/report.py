@@ -403,7 +403,8 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     now = time.time()
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False)
+              if t.user_attrs.get("duplicate_of") is None]  # skipped duplicate follow-ups
     counts = {state.name: sum(1 for t in trials if t.state == state) for state in TrialState}
     done = [t for t in trials if t.state == TrialState.COMPLETE
             and t.user_attrs.get("best_score") is not None]

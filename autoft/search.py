@@ -39,7 +39,12 @@ from autoft.budget import Budget, format_duration
 from autoft.data import TaskData, load_task_data
 from autoft.errors import AutoftError, DataError, StudyError, TrialError
 from autoft.finetune import METRICS, encode_split, resolve_device, train_strategy
-from autoft.followup import estimate_seconds, nested_subset, plan_followups
+from autoft.followup import (
+    estimate_seconds,
+    is_duplicate_followup,
+    nested_subset,
+    plan_followups,
+)
 from autoft.prefix_cache import PrefixCache
 from autoft.recommend import Recommendation, recommend, trial_records
 from autoft.report import STUDY_NAME, load_study, write_report
@@ -79,7 +84,7 @@ class ProgressHook:
         """Trial ``number`` finished its ``index``-th (1-based) validation evaluation."""
 
     def on_trial_end(self, trial: FrozenTrial) -> None:
-        """A trial finished (complete, pruned or failed)."""
+        """A trial finished (complete, pruned or failed; not for a skipped duplicate follow-up)."""
 
     def on_search_end(self, stopped_because: str) -> None:
         """The run ended; ``stopped_because`` says why."""
@@ -239,8 +244,10 @@ def _path_or_none(value: Any) -> str | None:
 
 
 def _counted(trial: FrozenTrial) -> bool:
-    """Trials that count toward ``n_trials``: finished and not merely interrupted."""
-    return trial.state.is_finished() and not trial.user_attrs.get("interrupted", False)
+    """Trials that count toward ``n_trials``: finished, not merely interrupted, not a skipped
+    duplicate follow-up."""
+    return (trial.state.is_finished() and not trial.user_attrs.get("interrupted", False)
+            and trial.user_attrs.get("duplicate_of") is None)
 
 
 def _study_info(
@@ -389,6 +396,10 @@ def _run_trials(
             raise
 
     def _objective(trial: optuna.Trial) -> float:
+        twin = is_duplicate_followup(trial, study.get_trials(deepcopy=False))
+        if twin is not None:  # another worker enqueued the same follow-up
+            trial.set_user_attr("duplicate_of", twin)
+            raise optuna.TrialPruned(f"duplicate of follow-up trial {twin}; skipped")
         strategy = ctx.space.suggest(trial, ctx.num_layers)
         trial_seed = ctx.seed + trial.number
         purpose = trial.user_attrs.get("purpose")
@@ -447,9 +458,14 @@ def _run_trials(
         return ""
 
     def stopper(study_: optuna.Study, trial: FrozenTrial) -> None:
-        state.trials_run += 1
         if interrupt is not None:
             interrupt.check()
+        if trial.user_attrs.get("duplicate_of") is not None:  # skipped; it ran nothing
+            state.stopped_because = should_stop()
+            if state.stopped_because:
+                study_.stop()
+            return
+        state.trials_run += 1
         if progress is not None:
             progress.on_trial_end(trial)
         if trial.state == TrialState.FAIL:
@@ -562,6 +578,17 @@ def _worker_process(
         })
 
 
+def _followup_settings(stored: Any) -> dict[str, Any]:
+    """The follow-up settings a search stored in its study, as :class:`_Context` fields (the
+    defaults for a study made before they were stored)."""
+    if not isinstance(stored, dict):
+        return {}
+    out: dict[str, Any] = {k: stored[k] for k in ("seeds", "top_k", "reserve") if k in stored}
+    if "curve_sizes" in stored:
+        out["curve_sizes"] = tuple(stored["curve_sizes"])
+    return out
+
+
 def _poll_workers(
     study: optuna.Study, procs: list[Any], progress: ProgressHook | None, seen: set[int]
 ) -> None:
@@ -572,7 +599,8 @@ def _poll_workers(
             for trial in study.get_trials(deepcopy=False):
                 if trial.state.is_finished() and trial.number not in seen:
                     seen.add(trial.number)
-                    progress.on_trial_end(trial)
+                    if trial.user_attrs.get("duplicate_of") is None:
+                        progress.on_trial_end(trial)
         if not alive:
             return
         time.sleep(1.0)
@@ -654,7 +682,8 @@ def search(
             best score so far counts), and the report is written within seconds. Default None,
             which means 30 minutes when ``n_trials`` is also None.
         n_trials: Total finished trials the study should reach, counting earlier runs and all
-            workers (interrupted trials are not counted). Default None.
+            workers (interrupted trials and skipped duplicate follow-ups are not counted).
+            Default None.
         trial_budget: Optional cap on each trial's wall-clock time (seconds or ``"5m"``).
         out: Output folder: the study file (``study.db``, or ``study.journal`` with several
             workers) and the report. Running again with the same folder resumes the study.
@@ -810,6 +839,9 @@ def search(
             for params in search_space.baselines:
                 study.enqueue_trial(params, user_attrs={"baseline": True})
 
+    # what `autoft worker` processes joining this study plan as follow-ups (the latest run's)
+    study.set_user_attr("autoft_followups", {"seeds": seeds, "top_k": top_k,
+                                             "curve_sizes": list(curve_sizes), "reserve": reserve})
     deadline = limits.deadline(run_start)
     if progress is not None:
         done = [t for t in study.get_trials(deepcopy=False) if _counted(t)]
@@ -979,6 +1011,7 @@ def run_worker(
         metric=info["metric"], max_length=int(info["max_length"]),
         evals_per_epoch=int(info["evals_per_epoch"]), device=device, seed=int(info["seed"]),
         pruner="hyperband", local_single=False,
+        **_followup_settings(probe.user_attrs.get("autoft_followups")),
     )
     study = optuna.load_study(study_name=study_name, storage=store,
                               sampler=optuna.samplers.TPESampler(seed=worker_seed),

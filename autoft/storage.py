@@ -25,6 +25,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autoft.errors import StudyError
+from autoft.followup import FOLLOWUP_ATTRS
 
 __all__ = [
     "GRACE_SECONDS",
@@ -231,6 +232,10 @@ def fail_stale_trials(
                 and trial.user_attrs.get("retry_of") is None):
             retried.add(trial.number)
             study.set_user_attr("retried_trials", sorted(retried))
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            kept = {k: trial.user_attrs[k] for k in FOLLOWUP_ATTRS + ("baseline",)
+                    if k in trial.user_attrs}  # a retried follow-up stays a follow-up
+            # a trial can die before suggest() recorded its params; the enqueued ones stand
+            params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+            study.enqueue_trial(params, user_attrs={**kept, "retry_of": trial.number})
             logger.info("trial %d was interrupted; its parameters are tried once more", trial.number)
     return failed

@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from autoft.followup import estimate_seconds, plan_followups
+from autoft.followup import estimate_seconds, is_duplicate_followup, plan_followups
 from autoft.recommend import recommend
 from autoft.strategy import Head, Strategy
 
@@ -16,7 +16,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def _add(study: optuna.Study, frozen: int, lr: float, score: float, seconds: float,
-         reseed_of: int | None = None) -> int:
+         reseed_of: int | None = None, **extra: Any) -> int:
     strategy = Strategy(frozen_layers=frozen, learning_rate=lr, head=Head("linear"))
     attrs: dict[str, Any] = {
         "strategy": strategy.to_dict(), "best_score": score, "wall_seconds": seconds,
@@ -26,6 +26,7 @@ def _add(study: optuna.Study, frozen: int, lr: float, score: float, seconds: flo
     }
     if reseed_of is not None:
         attrs.update(purpose="reseed", reseed_of=reseed_of)
+    attrs.update(extra)
     study.add_trial(create_trial(
         state=TrialState.COMPLETE, value=score, params={"learning_rate": lr},
         distributions={"learning_rate": FloatDistribution(1e-6, 1.0, log=True)}, user_attrs=attrs))
@@ -113,3 +114,56 @@ def test_step_down_repeats_from_the_new_pick() -> None:
     cheapest = _add(study, 4, 1e-4, 0.837, 20.0)
     rec = recommend(study, "accuracy", num_layers=6, tolerance=0.005)
     assert rec is not None and rec.trial_number == cheapest
+
+
+def test_followup_ids_name_each_run_once() -> None:
+    study = optuna.create_study(direction="maximize")
+    a = _add(study, 0, 1e-4, 0.84, 60.0)
+    b = _add(study, 2, 1e-4, 0.83, 30.0)
+    _add(study, 0, 1e-4, 0.83, 60.0, reseed_of=a, followup_id=f"reseed:{a}:1")  # a has 2 seeds
+    plans = plan_followups(study, num_layers=6, train_size=1000, seeds=3, top_k=2,
+                           curve_sizes=(100,))
+    ids = [attrs["followup_id"] for _, attrs in plans]
+    assert ids[:3] == [f"reseed:{a}:2", f"reseed:{b}:1", f"reseed:{b}:2"]  # round-robin
+    assert set(ids[3:]) == {f"curve:{a}:100", f"curve:{b}:100"}
+    assert len(set(ids)) == len(ids)
+    # b's first extra seed failed and its second ran: a new plan asks for index 1 again
+    study.add_trial(create_trial(
+        state=TrialState.FAIL, params={"learning_rate": 1e-4},
+        distributions={"learning_rate": FloatDistribution(1e-6, 1.0, log=True)},
+        user_attrs={"purpose": "reseed", "reseed_of": b, "followup_id": f"reseed:{b}:1"}))
+    _add(study, 2, 1e-4, 0.82, 30.0, reseed_of=b, followup_id=f"reseed:{b}:2")
+    plans = plan_followups(study, num_layers=6, train_size=1000, seeds=3, top_k=2, curve_sizes=())
+    assert [attrs["followup_id"] for _, attrs in plans] == [f"reseed:{a}:2", f"reseed:{b}:1"]
+
+
+def test_duplicate_followup_rule() -> None:
+    study = optuna.create_study(direction="maximize")
+    dist = {"learning_rate": FloatDistribution(1e-6, 1.0, log=True)}
+
+    def add(state: TrialState, key: str | None, **extra: Any) -> optuna.trial.FrozenTrial:
+        attrs = {} if key is None else {"followup_id": key}
+        study.add_trial(create_trial(state=state, value=0.5 if state.is_finished() and
+                                     state != TrialState.FAIL else None,
+                                     params={"learning_rate": 1e-4}, distributions=dist,
+                                     user_attrs={**attrs, **extra}))
+        return study.trials[-1]
+
+    plain = add(TrialState.COMPLETE, None)
+    first = add(TrialState.COMPLETE, "reseed:0:1")
+    twin = add(TrialState.WAITING, "reseed:0:1")
+    other = add(TrialState.WAITING, "reseed:0:2")
+    trials = study.get_trials(deepcopy=False)
+    assert is_duplicate_followup(plain, trials) is None
+    assert is_duplicate_followup(first, trials) is None  # the lowest number runs
+    assert is_duplicate_followup(twin, trials) == first.number
+    assert is_duplicate_followup(other, trials) is None
+    # a failed (interrupted) follow-up does not block its retry
+    crashed = add(TrialState.FAIL, "curve:0:100", interrupted=True)
+    retry = add(TrialState.WAITING, "curve:0:100", retry_of=crashed.number)
+    assert is_duplicate_followup(retry, study.get_trials(deepcopy=False)) is None
+    # a skipped duplicate does not block anything either
+    skipped = add(TrialState.PRUNED, "curve:0:50", duplicate_of=plain.number)
+    later = add(TrialState.WAITING, "curve:0:50")
+    assert is_duplicate_followup(later, study.get_trials(deepcopy=False)) is None
+    assert skipped.number < later.number

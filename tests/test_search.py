@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 
 import optuna
@@ -114,8 +115,6 @@ def test_time_budget_stops_search(data, tiny_bert, tmp_path) -> None:  # type: i
 
 def test_failing_trials_stop_search_with_first_reason(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
                                                       monkeypatch) -> None:
-    import importlib
-
     search_module = importlib.import_module("autoft.search")  # the module, not the function
 
     calls = {"n": 0}
@@ -160,8 +159,6 @@ def test_search_result_from_dir_matches(data, tiny_bert, tmp_path) -> None:  # t
 
 def test_ctrl_c_keeps_study_and_rerun_continues(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
                                                 monkeypatch) -> None:
-    import importlib
-
     search_module = importlib.import_module("autoft.search")
     real = search_module.train_strategy
     calls = {"n": 0}
@@ -190,8 +187,6 @@ def test_ctrl_c_keeps_study_and_rerun_continues(data, tiny_bert, tmp_path,  # ty
 
 def test_nan_and_oom_trials_fail_with_reasons_and_search_goes_on(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
                                                                   monkeypatch) -> None:
-    import importlib
-
     import torch
 
     search_module = importlib.import_module("autoft.search")
@@ -265,6 +260,42 @@ def test_followups_reseed_top_strategies_and_probe_smaller_sizes(data, tiny_bert
     md = (tmp_path / "report.md").read_text()
     assert "## Strategy by dataset size and budget" in md and "### Seeds" in md
     assert "data-plot='size_curves'" in (tmp_path / "report.html").read_text()
+
+
+def test_followups_enqueued_twice_run_once(data, tiny_bert, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # two workers that decide at the same moment both enqueue the follow-ups; simulate it by
+    # enqueuing every planned follow-up twice, the copies interleaved as a race could leave them
+    search_module = importlib.import_module("autoft.search")
+
+    def enqueue_twice(study, ctx):  # type: ignore[no-untyped-def]
+        study.set_user_attr("followups_enqueued", True)
+        for params, attrs in search_module._plan(study, ctx):
+            study.enqueue_trial(params, user_attrs=attrs)
+            study.enqueue_trial(params, user_attrs=attrs)
+
+    monkeypatch.setattr(search_module, "_enqueue_followups", enqueue_twice)
+    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 4]},
+             "head": "linear"}
+    result = autoft.search(data, model=str(tiny_bert), space=space, out=tmp_path, device="cpu",
+                           validation_size=40, n_trials=12, pruner="none", seeds=3, top_k=2,
+                           curve_sizes=(0.5,))
+    trials = pd.DataFrame(result.trials_)
+    assert len(trials) == 12 and set(trials["state"]) == {"COMPLETE"}
+    assert sorted(trials["reseed_of"].dropna().value_counts().tolist()) == [2, 2]
+    assert len(trials[trials["purpose"] == "learning_curve"]) == 2
+    skipped = [t for t in result.study_.trials if t.user_attrs.get("duplicate_of") is not None]
+    # 6 follow-ups start after the 6th trial; each twin is popped right after its original and
+    # skipped, except the last one: the 12th counted trial ends the search first
+    assert len(skipped) == 5
+    waiting = result.study_.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["followup_id"] for t in waiting] == [trials["followup_id"].iloc[-1]]
+    for twin in skipped:
+        assert twin.state == TrialState.PRUNED and "strategy" not in twin.user_attrs
+        first = result.study_.trials[twin.user_attrs["duplicate_of"]]
+        assert first.user_attrs["followup_id"] == twin.user_attrs["followup_id"]
+        assert first.state == TrialState.COMPLETE
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["trial_counts"]["PRUNED"] == 0 and report["trial_counts"]["COMPLETE"] == 12
 
 
 def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]

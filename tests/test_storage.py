@@ -69,3 +69,15 @@ def test_stale_trials_failed_and_retried_once(tmp_path: Path) -> None:
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
     # grace=None: every running trial is stale (one local worker starting)
     assert [t.number for t in fail_stale_trials(study, grace=None)] == [fresh.number]
+
+
+def test_retried_followup_stays_a_followup(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=open_storage(tmp_path))
+    attrs = {"purpose": "reseed", "reseed_of": 3, "followup_id": "reseed:3:1"}
+    study.enqueue_trial({"x": 0.5}, user_attrs=attrs)
+    dead = study.ask()  # the process died before suggest() recorded any parameter
+    study._storage.set_trial_system_attr(dead._trial_id, "autoft_heartbeat", time.time() - 600)
+    fail_stale_trials(study, grace=60)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.user_attrs == {**attrs, "retry_of": dead.number}
+    assert retry.system_attrs["fixed_params"] == {"x": 0.5}  # the re-seed's strategy, not a new one
