@@ -296,6 +296,11 @@ def test_followups_enqueued_twice_run_once(data, tiny_bert, tmp_path, monkeypatc
         assert first.state == TrialState.COMPLETE
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["trial_counts"]["PRUNED"] == 0 and report["trial_counts"]["COMPLETE"] == 12
+    # `autoft worker` processes joining this study would plan with the same settings
+    stored = result.study_.user_attrs["autoft_followups"]
+    assert search_module._followup_settings(stored) == {
+        "seeds": 3, "top_k": 2, "curve_sizes": (0.5,), "reserve": 0.25}
+    assert search_module._followup_settings(None) == {}  # a study from before they were stored
 
 
 def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
