@@ -5,9 +5,19 @@ recommended strategy's dev accuracy, and saves them to ``benchmarks/results/sst2
 
     python benchmarks/sst2_search.py                  # 20-minute budget, as in the issue
     python benchmarks/sst2_search.py --budget 5m      # a quicker look
+    python benchmarks/fetch_mpnet.py && python benchmarks/sst2_search.py \
+        --model benchmarks/models/all-mpnet-base-v2      # the larger backbone (12 x 768)
 
 Targets (issue 2): >= 6 trials completed or pruned, >= 1 pruned, >= 3 distinct frozen_layers,
 recommended strategy's dev accuracy >= 0.83.
+
+The search picks its recommendation from the scores it measured, so that score is biased upwards
+(the best of many noisy runs). After the search, ``--confirm-seeds N`` (default 3) trains the
+recommended strategy again with N seeds no trial used (10000, 10001, ...) and reports their mean,
+free of the bias of picking the best strategy (each run still reports its best dev evaluation, as
+a trial does): what a user can expect from the recommendation. This runs outside the budget.
+Results go to ``benchmarks/results/sst2_search.json`` (default backbone) or
+``sst2_search_<model folder name>.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +33,32 @@ from pathlib import Path
 from _common import RESULTS, SHARED_DATA, machine, read_tsv, save
 
 import autoft
+from autoft.backbone import load_backbone
+from autoft.data import load_task_data
+from autoft.finetune import encode_split, train_strategy
+from autoft.prefix_cache import PrefixCache
+from autoft.strategy import Strategy
+
+CONFIRM_SEED0 = 10_000  # trial n trains with seed n, so these seeds are fresh for any study here
+
+
+def confirm(model: str | None, train_path: Path, strategy: Strategy, seeds: int) -> list[dict]:
+    """Train ``strategy`` with ``seeds`` fresh seeds as a trial would; one row per seed."""
+    task = load_task_data(train_path, validation=SHARED_DATA / "sst2" / "dev.tsv")
+    encoder, tokenizer, _ = load_backbone(model)
+    train, dev = encode_split(tokenizer, task.train), encode_split(tokenizer, task.validation)
+    cache = PrefixCache()
+    rows = []
+    for seed in range(CONFIRM_SEED0, CONFIRM_SEED0 + seeds):
+        t0 = time.monotonic()
+        outcome, _ = train_strategy(encoder, strategy, train, dev, task.num_labels,
+                                    pad_id=int(tokenizer.pad_token_id), seed=seed,
+                                    cache=cache if strategy.frozen_layers >= 1 else None)
+        rows.append({"seed": seed, "dev_accuracy": outcome.best_score,
+                     "seconds": round(time.monotonic() - t0, 1)})
+        print(f"  confirm seed {seed}: dev accuracy {outcome.best_score:.4f} "
+              f"({rows[-1]['seconds']:.0f} s)", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -30,6 +67,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="study folder (default: a fresh temp)")
+    parser.add_argument("--model", default=None,
+                        help="backbone folder or name (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--confirm-seeds", type=int, default=3,
+                        help="fresh-seed reruns of the recommended strategy after the search")
     args = parser.parse_args()
 
     train = read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=args.rows, random_state=args.seed)
@@ -43,7 +84,7 @@ def main() -> None:
     started = time.monotonic()
     result = autoft.search(
         train_path, validation=SHARED_DATA / "sst2" / "dev.tsv", budget=args.budget,
-        out=out, seed=args.seed,
+        out=out, seed=args.seed, model=args.model,
     )
     wall = time.monotonic() - started
     trials = result.trials_
@@ -52,7 +93,14 @@ def main() -> None:
     pruned = sum(s == "PRUNED" for s in states)
     rec = result.recommendation_
     frozen = sorted({k for k, s in zip(trials["frozen_layers"], states) if s in ("COMPLETE", "PRUNED")})
+    confirmed = []
+    if result.best_strategy_ is not None and args.confirm_seeds > 0:
+        print(f"confirming the recommendation with {args.confirm_seeds} fresh seeds ...")
+        confirmed = confirm(args.model, train_path, result.best_strategy_, args.confirm_seeds)
+    confirmed_mean = (statistics.mean(r["dev_accuracy"] for r in confirmed)
+                      if confirmed else None)
     payload = {
+        "model": args.model or "all-MiniLM-L6-v2 (bundled)",
         "data": {"train_rows": len(train), "validation": "sst2/dev.tsv (872 rows)",
                  "sample_seed": args.seed},
         "budget": args.budget,
@@ -68,6 +116,9 @@ def main() -> None:
             "scores": next((g["scores"] for g in rec.groups
                             if g["trial_number"] == rec.trial_number), None),
             "reason": rec.reason},
+        "confirmation": {"runs": confirmed, "mean_dev_accuracy": confirmed_mean,
+                         "std": statistics.stdev(r["dev_accuracy"] for r in confirmed)
+                         if len(confirmed) > 1 else None},
         "trials": [
             {k: trials[k][i] for k in ("number", "state", "frozen_layers", "learning_rate",
                                        "head_learning_rate", "head", "pooling", "batch_size",
@@ -81,19 +132,25 @@ def main() -> None:
         "machine": machine(),
         "report": str(out / "report.md"),
     }
-    path = save("sst2_search", payload)
-    shutil.copy(out / "report.md", RESULTS / "sst2_search_report.md")
+    if confirmed_mean is not None:
+        payload["targets"]["confirmed_dev_accuracy>=0.83"] = confirmed_mean >= 0.83
+    name = "sst2_search" if args.model is None else f"sst2_search_{Path(args.model).name}"
+    path = save(name, payload)
+    shutil.copy(out / "report.md", RESULTS / f"{name}_report.md")
     print(f"budget {args.budget}, wall {wall:.0f} s, {len(train)} train rows, 872 dev rows")
     print(f"trials completed or pruned: {finished}  pruned: {pruned}  "
           f"failed: {payload['trials_failed']}")
     print(f"distinct frozen_layers tried: {frozen}")
     if result.best_strategy_ is not None:
-        print(f"recommended: {result.best_strategy_.describe(6)}")
+        layers = result.study_.user_attrs["autoft"]["num_layers"]
+        print(f"recommended: {result.best_strategy_.describe(layers)}")
         print(f"recommended dev accuracy: {result.best_score_:.4f}"
               + (f" (mean of {rec.seeds} seeds, std {rec.score_std:.4f})"
                  if rec is not None and rec.score_std is not None else ""))
-    for name, ok in payload["targets"].items():
-        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+    if confirmed_mean is not None:
+        print(f"confirmed dev accuracy: {confirmed_mean:.4f} (mean of {len(confirmed)} fresh seeds)")
+    for target, ok in payload["targets"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {target}")
     print(f"saved {path}")
 
 
