@@ -396,7 +396,8 @@ def _run_trials(
             raise
 
     def _objective(trial: optuna.Trial) -> float:
-        twin = is_duplicate_followup(trial, study.get_trials(deepcopy=False))
+        twin = None if "followup_id" not in trial.user_attrs else (
+            is_duplicate_followup(trial, study.get_trials(deepcopy=False)))
         if twin is not None:  # another worker enqueued the same follow-up
             trial.set_user_attr("duplicate_of", twin)
             raise optuna.TrialPruned(f"duplicate of follow-up trial {twin}; skipped")
