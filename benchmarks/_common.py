@@ -43,3 +43,28 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def sst2_train(rows: int, seed: int = 0) -> pd.DataFrame:
+    """``rows`` rows of SST-2's train.tsv, sampled with ``seed`` (the benchmarks' usual data)."""
+    return read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=rows, random_state=seed)
+
+
+def encoded_task(train: Any, validation: Any, model: str | None = None) -> tuple[Any, ...]:
+    """Load the task and the backbone and tokenize both splits, as a search does.
+
+    Args:
+        train, validation: Any input :func:`autoft.load_task_data` accepts (a DataFrame, a path).
+        model: Backbone folder or name; None for the bundled all-MiniLM-L6-v2.
+
+    Returns:
+        ``(task, encoder, tokenizer, train_encoded, validation_encoded)``.
+    """
+    from autoft.backbone import load_backbone
+    from autoft.data import load_task_data
+    from autoft.finetune import encode_split
+
+    task = load_task_data(train, validation=validation)
+    encoder, tokenizer, _ = load_backbone(model)
+    return (task, encoder, tokenizer, encode_split(tokenizer, task.train),
+            encode_split(tokenizer, task.validation))

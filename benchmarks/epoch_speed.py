@@ -17,11 +17,10 @@ import argparse
 import tempfile
 import time
 
-from _common import SHARED_DATA, machine, read_tsv, save
+from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.backbone import load_backbone, locate_parts
-from autoft.data import load_task_data
-from autoft.finetune import encode_split, train_strategy
+from autoft.backbone import locate_parts
+from autoft.finetune import train_strategy
 from autoft.prefix_cache import PrefixCache
 from autoft.strategy import Strategy
 
@@ -31,12 +30,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=8000)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
-    train = read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=args.rows, random_state=0)
     dev = read_tsv(SHARED_DATA / "sst2" / "dev.tsv").sample(n=64, random_state=0)
-    task = load_task_data(train, validation=dev)
-    encoder, tokenizer, _ = load_backbone(None)
+    task, encoder, tokenizer, tr, va = encoded_task(sst2_train(args.rows), dev)
     num_layers = locate_parts(encoder).num_layers
-    tr, va = encode_split(tokenizer, task.train), encode_split(tokenizer, task.validation)
     pad = int(tokenizer.pad_token_id)
     rows = []
     with tempfile.TemporaryDirectory() as folder:

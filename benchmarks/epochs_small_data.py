@@ -15,11 +15,9 @@ import argparse
 import statistics
 import time
 
-from _common import SHARED_DATA, machine, read_tsv, save
+from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.backbone import load_backbone
-from autoft.data import load_task_data
-from autoft.finetune import encode_split, train_strategy
+from autoft.finetune import train_strategy
 from autoft.strategy import Head, Strategy
 
 
@@ -33,10 +31,8 @@ def main() -> None:
     parser.add_argument("--head-lr", type=float, default=1.4564e-4)
     parser.add_argument("--dropout", type=float, default=0.293)
     args = parser.parse_args()
-    train = read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=args.rows, random_state=0)
-    task = load_task_data(train, validation=read_tsv(SHARED_DATA / "sst2" / "dev.tsv"))
-    encoder, tokenizer, _ = load_backbone(None)
-    tr, va = encode_split(tokenizer, task.train), encode_split(tokenizer, task.validation)
+    task, encoder, tokenizer, tr, va = encoded_task(
+        sst2_train(args.rows), read_tsv(SHARED_DATA / "sst2" / "dev.tsv"))
     rows = []
     for epochs in (int(e) for e in args.epochs.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):

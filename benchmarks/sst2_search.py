@@ -30,12 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, SHARED_DATA, machine, read_tsv, save
+from _common import RESULTS, SHARED_DATA, encoded_task, machine, save, sst2_train
 
 import autoft
-from autoft.backbone import load_backbone
-from autoft.data import load_task_data
-from autoft.finetune import encode_split, train_strategy
+from autoft.finetune import train_strategy
 from autoft.prefix_cache import PrefixCache
 from autoft.strategy import Strategy
 
@@ -44,9 +42,8 @@ CONFIRM_SEED0 = 10_000  # trial n trains with seed n, so these seeds are fresh f
 
 def confirm(model: str | None, train_path: Path, strategy: Strategy, seeds: int) -> list[dict]:
     """Train ``strategy`` with ``seeds`` fresh seeds as a trial would; one row per seed."""
-    task = load_task_data(train_path, validation=SHARED_DATA / "sst2" / "dev.tsv")
-    encoder, tokenizer, _ = load_backbone(model)
-    train, dev = encode_split(tokenizer, task.train), encode_split(tokenizer, task.validation)
+    task, encoder, tokenizer, train, dev = encoded_task(
+        train_path, SHARED_DATA / "sst2" / "dev.tsv", model)
     cache = PrefixCache()
     rows = []
     for seed in range(CONFIRM_SEED0, CONFIRM_SEED0 + seeds):
@@ -73,7 +70,7 @@ def main() -> None:
                         help="fresh-seed reruns of the recommended strategy after the search")
     args = parser.parse_args()
 
-    train = read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=args.rows, random_state=args.seed)
+    train = sst2_train(args.rows, args.seed)
     work = Path(tempfile.mkdtemp(prefix="autoft-bench-"))
     train_path = work / f"sst2_train_{args.rows}.tsv"
     train.to_csv(train_path, sep="\t", index=False, quoting=csv.QUOTE_NONE)

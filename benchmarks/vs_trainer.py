@@ -20,11 +20,9 @@ import time
 
 import numpy as np
 import torch
-from _common import SHARED_DATA, machine, read_tsv, save
+from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.backbone import load_backbone
-from autoft.data import load_task_data
-from autoft.finetune import encode_split, evaluate, train_strategy
+from autoft.finetune import evaluate, train_strategy
 from autoft.hf_model import to_pretrained
 from autoft.strategy import Strategy, build_classifier
 
@@ -70,10 +68,8 @@ def main() -> None:
     parser.add_argument("--frozen", default="0,3")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    train = read_tsv(SHARED_DATA / "sst2" / "train.tsv").sample(n=args.rows, random_state=0)
-    task = load_task_data(train, validation=read_tsv(SHARED_DATA / "sst2" / "dev.tsv"))
-    encoder, tokenizer, _ = load_backbone(None)
-    tr, va = encode_split(tokenizer, task.train), encode_split(tokenizer, task.validation)
+    task, encoder, tokenizer, tr, va = encoded_task(
+        sst2_train(args.rows), read_tsv(SHARED_DATA / "sst2" / "dev.tsv"))
     pad = int(tokenizer.pad_token_id)
     rows = []
     for k in (int(x) for x in args.frozen.split(",")):
