@@ -214,11 +214,10 @@ def _check_header(path: Path, kwargs: dict[str, Any]) -> None:
 def _read_json_lines(path: Path, text: str | None = None) -> pd.DataFrame:
     """Read a JSON-lines file, first raising :class:`DataError` naming the first line that is not
     a JSON object (pandas' own error names no line). ``text`` is the file's content if already
-    read. Lines may end in LF, CRLF or a lone CR (universal newlines; JSON strings cannot hold a
-    raw CR, so this never splits a value)."""
+    read with ``Path.read_text``, whose universal newlines turn LF, CRLF and a lone CR into LF
+    (JSON strings cannot hold a raw CR, so this never splits a value)."""
     if text is None:
         text = path.read_text(encoding="utf-8-sig")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
