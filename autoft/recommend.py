@@ -229,7 +229,8 @@ def recommend(
                "tolerance") + f") while costing {leader['seconds'] / g['seconds']:.1f}x "
             "as much; so the cheaper strategy is recommended."
         )
-    finished = sum(1 for t in trials if t.state.is_finished())
+    finished = sum(1 for t in trials if t.state.is_finished()
+                   and t.user_attrs.get("duplicate_of") is None)
     by_number = {t.number: t for t in trials}
     strategy = Strategy.from_dict(by_number[pick["trial_number"]].user_attrs["strategy"])
     n = len(pick["scores"])
