@@ -41,7 +41,18 @@ CONFIRM_SEED0 = 10_000  # trial n trains with seed n, so these seeds are fresh f
 
 
 def confirm(model: str | None, train_path: Path, strategy: Strategy, seeds: int) -> list[dict]:
-    """Train ``strategy`` with ``seeds`` fresh seeds as a trial would; one row per seed."""
+    """Train ``strategy`` with ``seeds`` fresh seeds as a trial would (same data, evaluations and
+    frozen-prefix cache).
+
+    Args:
+        model: Backbone folder or name; None for the bundled all-MiniLM-L6-v2.
+        train_path: The training rows the search used; validation is SST-2's dev.tsv.
+        strategy: The recommended strategy.
+        seeds: How many runs, with seeds ``CONFIRM_SEED0``, ``CONFIRM_SEED0 + 1``, ...
+
+    Returns:
+        One dict per run: ``seed``, ``dev_accuracy`` (best over its evaluations), ``seconds``.
+    """
     task, encoder, tokenizer, train, dev = encoded_task(
         train_path, SHARED_DATA / "sst2" / "dev.tsv", model)
     cache = PrefixCache()
