@@ -90,7 +90,9 @@ def test_sigkill_during_a_trial_then_rerun(tiny_bert: Path, tmp_path: Path) -> N
                 break
     finally:
         proc.wait(timeout=30)
-    assert killed_number is not None, "the search finished before it could be killed"
+    assert killed_number is not None, (
+        f"the search ended (exit {proc.returncode}) before it could be killed; its stderr:\n"
+        + (proc.stderr.read().decode(errors="replace")[-3000:] if proc.stderr else ""))
     before = {t.number: (t.params, t.value) for t in load_study(out).trials
               if t.state == TrialState.COMPLETE}
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
