@@ -15,24 +15,28 @@ _UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|sec|s)", re.IGNORECASE)
 
 
-def parse_duration(value: str | float | int | None) -> float | None:
+def parse_duration(value: str | float | int | None, name: str = "duration") -> float | None:
     """Parse a duration into seconds.
 
     Args:
         value: A number of seconds (int, float, or a numeric string), a string of number-unit parts
             with units ``s``, ``m``/``min``, ``h``, ``d`` (``"90s"``, ``"30m"``, ``"8h"``,
             ``"1h30m"``, ``"1.5h"``), or None.
+        name: How the user gave the value, for the error message: ``"budget="`` (Python),
+            ``"--budget"`` (command line), ... Default ``"duration"``.
 
     Returns:
         Seconds (float > 0), or None for None.
 
     Raises:
-        BudgetError: The value cannot be parsed, or is not finite and > 0.
+        BudgetError: The value cannot be parsed, or is not finite and > 0; the message names
+            ``name`` and the value.
     """
     if value is None:
         return None
+    what = f"{name}{value!r}" if name.endswith("=") else f"{name} {value!r}"
     if isinstance(value, bool):
-        raise BudgetError(f"duration {value!r} is not a number of seconds or a string like '30m'")
+        raise BudgetError(f"{what} is not a number of seconds or a string like '30m'")
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
@@ -43,14 +47,14 @@ def parse_duration(value: str | float | int | None) -> float | None:
             parts = _PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text:
                 raise BudgetError(
-                    f"cannot parse duration {value!r}; write seconds or number-unit parts such as "
+                    f"cannot parse {what}; write seconds or number-unit parts such as "
                     "'90s', '30m', '8h', '1h30m'"
                 ) from None
             seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
-        raise BudgetError(f"duration {value!r} is not a number of seconds or a string like '30m'")
+        raise BudgetError(f"{what} is not a number of seconds or a string like '30m'")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise BudgetError(f"duration {value!r} must be finite and greater than 0 seconds")
+        raise BudgetError(f"{what} must be finite and greater than 0 seconds")
     return seconds
 
 
@@ -75,8 +79,9 @@ class Budget:
     Attributes:
         seconds: Wall-clock seconds for this run; no trial starts after it is spent, and a running
             trial stops at its next training step after it. None: no time limit.
-        n_trials: Total number of finished trials (complete, pruned or failed) the study should
-            reach, counting trials of earlier runs of the same study. None: no count limit.
+        n_trials: Total number of finished trials the study should reach, counting trials of
+            earlier runs of the same study (interrupted trials and skipped duplicate follow-ups
+            do not count). None: no count limit.
         trial_seconds: Optional cap on each trial's wall-clock seconds. None: no cap.
 
     Raises:
@@ -107,11 +112,12 @@ class Budget:
         n_trials: int | None = None,
         trial_budget: str | float | int | None = None,
     ) -> Budget:
-        """Build a budget from user arguments (durations parsed by :func:`parse_duration`)."""
+        """Build a budget from the Python arguments of the same names (durations parsed by
+        :func:`parse_duration`; errors name ``budget=``, ``n_trials=`` or ``trial_budget=``)."""
         return cls(
-            seconds=parse_duration(budget),
+            seconds=parse_duration(budget, "budget="),
             n_trials=n_trials,
-            trial_seconds=parse_duration(trial_budget),
+            trial_seconds=parse_duration(trial_budget, "trial_budget="),
         )
 
     def deadline(self, start: float | None = None) -> float | None:

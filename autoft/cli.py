@@ -1,7 +1,10 @@
-"""The ``autoft`` command: ``autoft search DATA`` and ``autoft report DIR``.
+"""The ``autoft`` command: ``search``, ``report``, ``refit``, ``status`` and ``worker``.
 
 The CLI owns the terminal: a live progress line while a search runs (trials done, best so far, the
-running trial, time left) and a summary table at the end. The library itself only logs.
+running trial, time left), a line per finished trial and a summary at the end. The library only
+logs; library warnings (Optuna's, transformers') go to the log, shown with ``-v``. torch and
+transformers are imported only by the commands that train, so ``autoft --help``, ``--version``
+and ``autoft status`` answer at once.
 """
 
 from __future__ import annotations
@@ -11,11 +14,20 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from autoft._version import __version__
+
+if TYPE_CHECKING:
+    from autoft.study.records import TrialRecord
+
 __all__ = ["main"]
+
+_STATUS_WORDS = {"complete": "complete", "pruned": "pruned", "budget": "stopped by budget",
+                 "diverged": "diverged", "skipped": "skipped", "failed": "failed",
+                 "interrupted": "interrupted"}
 
 
 class _Display:
@@ -32,7 +44,8 @@ class _Display:
         self.live = Live(self, console=console, refresh_per_second=2, transient=True)
 
     def __rich__(self) -> str:
-        parts = [f"[bold]trials[/] {self.done} done ({self.pruned} pruned, {self.failed} failed)"]
+        parts = [f"[bold]trials[/] {self.done} done ({self.pruned} stopped early, "
+                 f"{self.failed} failed)"]
         target = self.info.get("n_trials")
         if target:
             parts[0] += f" of {target}"
@@ -62,84 +75,104 @@ class _Display:
     def on_evaluation(self, number: int, index: int, score: float) -> None:
         self.current = f"trial {number}: eval {index} = {score:.4f}"
 
-    def on_trial_end(self, trial: Any) -> None:
-        from optuna.trial import TrialState
-
-        self.done += 1
-        score = trial.user_attrs.get("best_score")
-        if trial.state == TrialState.PRUNED:
-            self.pruned += 1
-            what = "pruned"
-        elif trial.state == TrialState.FAIL:
-            self.failed += 1
-            what = f"failed: {trial.user_attrs.get('fail_reason', '')}"
+    def on_trial_end(self, record: TrialRecord) -> None:
+        if record.status == "skipped":
+            what = "skipped"
         else:
-            what = "complete"
-            if score is not None and (self.best is None or score > self.best):
-                self.best = score
-        shown = "-" if score is None else f"{score:.4f}"
-        seconds = trial.user_attrs.get("wall_seconds")
-        took = "" if seconds is None else f" in {seconds:.0f}s"
-        attrs = trial.user_attrs
+            self.done += 1
+            if record.status in ("pruned", "budget", "diverged"):
+                self.pruned += 1
+            elif record.status == "failed":
+                self.failed += 1
+            elif record.status == "complete" and record.score is not None:
+                sign = -1 if self.info.get("direction") == "minimize" else 1
+                if self.best is None or sign * record.score > sign * self.best:
+                    self.best = record.score
+            what = _STATUS_WORDS.get(record.status, record.status)
+        shown = "-" if record.score is None else f"{record.score:.4f}"
+        took = "" if record.seconds is None else f" in {record.seconds:.0f}s"
         notes = []
-        if attrs.get("baseline"):
+        if record.baseline:
             notes.append("baseline")
-        if attrs.get("purpose") == "reseed":
-            notes.append(f"re-seed of trial {attrs.get('reseed_of')}")
-        elif attrs.get("purpose") == "learning_curve":
-            notes.append(f"on {attrs.get('train_size')} examples")
-        if attrs.get("status") == "deadline":
-            notes.append("cut at the budget's end")
+        if record.purpose == "reseed":
+            notes.append(f"re-seed of trial {record.reseed_of}")
+        elif record.purpose == "learning_curve":
+            notes.append(f"on {record.train_size} examples")
+        if record.status in ("failed", "diverged", "skipped") and record.fail_reason:
+            notes.append(str(record.fail_reason))
         note = f" [{'; '.join(notes)}]" if notes else ""
         self.console.print(
-            f"trial {trial.number:>3} {what:<9} score {shown}{took}{note}  "
-            f"{attrs.get('description', '')}", highlight=False, soft_wrap=True,
-        )
+            f"trial {record.number:>3} {what:<17} score {shown}{took}{note}  "
+            f"{record.description or ''}", highlight=False, soft_wrap=True)
         self.current = ""
 
     def on_search_end(self, stopped_because: str) -> None:
         self.live.stop()
-        if stopped_because:
+        if stopped_because and "interrupted" not in stopped_because:
             self.console.print(f"search stopped: {stopped_because}", highlight=False)
 
 
-def _print_summary(console: Any, report: dict[str, Any], out_dir: Path) -> None:
+def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: dict[str, Path],
+                   study_file: str | None) -> None:
+    from autoft.report.markdown import STATUS_NAMES
+
     rec = report.get("recommendation")
     counts = report.get("trial_counts", {})
-    console.print(
-        f"\n{counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, "
-        f"{counts.get('FAIL', 0)} failed trials.", highlight=False,
-    )
+    shown = [f"{counts[s]} {STATUS_NAMES[s]}" for s in STATUS_NAMES
+             if counts.get(s) and s != "waiting"]
+    console.print("\n" + (", ".join(shown) if shown else "no") + " trials.", highlight=False)
+    if report.get("provisional"):
+        console.print(report["provisional"].replace("**", ""), highlight=False)
     if rec is None:
-        console.print("No trial completed yet: nothing to recommend. Run longer to resume.")
+        console.print("No trial trained to the end: nothing to recommend. Run longer to resume.")
     else:
         trial = next(t for t in report["trials"] if t["number"] == rec["trial_number"])
+        seeds = f"mean of {rec['seeds']} seeds" if rec["seeds"] > 1 else "a single run"
         console.print(
             f"[bold]Recommended:[/] {trial['description']}\n"
-            f"  validation {report.get('metric')} {rec['score']:.4f}, "
-            f"{rec['seconds']:.0f} s to train (trial {rec['trial_number']})", highlight=False,
-        )
-    console.print(f"Report: {out_dir / 'report.md'}  Study: {out_dir / 'study.db'}",
-                  highlight=False)
+            f"  validation {report.get('metric')} {rec['score']:.4f} ({seeds}), "
+            f"{rec['seconds']:.0f} s to train (trial {rec['trial_number']})", highlight=False)
+    report_file = paths.get("html") or paths.get("markdown") or out_dir / "report.md"
+    console.print(f"Report: {report_file}  (also {paths.get('markdown', out_dir / 'report.md')})"
+                  + (f"\nStudy: {study_file}" if study_file else ""), highlight=False)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(2)
 
 
+def _seconds(value: str | None, flag: str) -> float | None:
+    from autoft.budget import parse_duration
+    from autoft.errors import BudgetError
+
+    try:
+        return parse_duration(value, flag)
+    except BudgetError as exc:
+        _fail(str(exc))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="autoft")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(__version__, package_name="autoft")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug); library "
+              "warnings are shown from -v on.")
 def main(verbose: int) -> None:
-    """autoft: find how to fine-tune a pretrained transformer for your text-classification data."""
+    """autoft: find how to fine-tune a pretrained transformer for your data."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # library warnings (Optuna's experimental and importance warnings, transformers' notices) go
+    # to the log, which shows them only with -v
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if verbose else logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error" if verbose < 2 else "info")
+
+
+def _quiet_optuna(verbose: int) -> None:
     import optuna
 
     # autoft prints each trial (failures with their reasons) itself; Optuna's own lines only with -vv
     optuna.logging.set_verbosity(optuna.logging.ERROR if verbose < 2 else optuna.logging.INFO)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @main.command("search")
@@ -148,11 +181,12 @@ def main(verbose: int) -> None:
               "(default: the bundled all-MiniLM-L6-v2).")
 @click.option("--budget", default=None, help="Wall-clock budget of this run, e.g. 600, 30m, 8h "
               "(default 30m when --n-trials is not given).")
-@click.option("--n-trials", type=int, default=None, help="Total trials the study should reach, "
-              "counting earlier runs.")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None,
+              help="Total trials the study should reach, counting earlier runs.")
 @click.option("--trial-budget", default=None, help="Cap on each trial's time, e.g. 5m.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("autoft-out"),
-              show_default=True, help="Output folder: study.db and the report. Reuse it to resume.")
+              show_default=True, help="Output folder: the study and the report. Reuse it to "
+              "resume.")
 @click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Separate validation file (default: a stratified split of DATA).")
 @click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -161,45 +195,50 @@ def main(verbose: int) -> None:
 @click.option("--text-pair-column", default=None, help="Second text column for pair tasks.")
 @click.option("--label-column", default=None, help="Label column (default: found by name).")
 @click.option("--validation-size", type=float, default=0.2, show_default=True,
-              help="Fraction held out for validation when --validation is not given.")
-@click.option("--space", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Search space YAML (default: search_spaces/default.yaml).")
+              help="Fraction (or number of rows) held out for validation when --validation is "
+              "not given.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of the data files, e.g. latin-1 or cp1252.")
+@click.option("--space", default=None, help="Search space: a YAML file or a bundled space's name "
+              "(default: search_spaces/default.yaml).")
 @click.option("--metric", type=click.Choice(["accuracy", "macro_f1"]), default="accuracy",
               show_default=True)
-@click.option("--pruner", type=click.Choice(["hyperband", "successive_halving", "median", "none"]),
-              default="hyperband", show_default=True)
+@click.option("--pruner", type=click.Choice(["successive_halving", "hyperband", "median", "none"]),
+              default="successive_halving", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-length", type=int, default=128, show_default=True, help="Tokens per input.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
+              help="Tokens per input.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine sharing the study (journal file storage).")
-@click.option("--storage", default=None, help="Keep the study in a database instead of --out, e.g. "
-              "postgresql://user:pw@host/db; other machines join with 'autoft worker'.")
+@click.option("--storage", default=None, help="Keep the study in a database instead of --out, "
+              "e.g. postgresql://user:pw@host/db, or env:NAME to read the URL from environment "
+              "variable NAME (keeps the password out of the shell history); other machines join "
+              "with 'autoft worker'.")
 @click.option("--study", "study_name", default="autoft", show_default=True, help="Study name.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs of each top strategy near the end (noise check); 1 disables.")
+              help="Runs each leading strategy needs before it is recommended (noise check); "
+              "1 disables.")
 @click.option("--curve-sizes", default="0.1,0.3", show_default=True,
               help="Smaller training sizes for learning curves: fractions or example counts, "
               "comma-separated; empty disables.")
 @click.option("--refit", is_flag=True, help="After the search, train the recommended strategy "
               "again and save it to OUT/model for transformers.pipeline.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
-def search_command(data: Path, model: str | None, budget: str | None, n_trials: int | None,
-                   trial_budget: str | None, out: Path, validation: Path | None, test: Path | None,
-                   text_column: str | None, text_pair_column: str | None,
-                   label_column: str | None, validation_size: float, space: Path | None,
-                   metric: str, pruner: str, device: str, seed: int, max_length: int,
-                   workers: int, storage: str | None, study_name: str, seeds: int,
-                   curve_sizes: str, refit: bool, no_progress: bool) -> None:
-    """Search fine-tuning strategies for DATA (CSV, TSV, JSONL or Parquet) and write a report."""
+@click.pass_context
+def search_command(ctx: click.Context, data: Path, model: str | None, budget: str | None,
+                   n_trials: int | None, trial_budget: str | None, out: Path,
+                   validation: Path | None, test: Path | None, text_column: str | None,
+                   text_pair_column: str | None, label_column: str | None,
+                   validation_size: float, encoding: str, space: str | None, metric: str,
+                   pruner: str, device: str, seed: int, max_length: int, workers: int,
+                   storage: str | None, study_name: str, seeds: int, curve_sizes: str,
+                   refit: bool, no_progress: bool) -> None:
+    """Search fine-tuning strategies for DATA (CSV, TSV, JSON lines, JSON or Parquet) and write
+    a report."""
     from rich.console import Console
 
-    import autoft
-    from autoft.report import build_report
-
     console = Console(stderr=True)
-    display = None if no_progress else _Display(console)
-    console.print(f"autoft {autoft.__version__}: searching {data} -> {out}", highlight=False)
     if not (0 < validation_size < 1 or (validation_size >= 1 and float(validation_size).is_integer()
                                           and validation_size < 1e12)):
         _fail(f"--validation-size {validation_size}: give a fraction in (0, 1) or a whole number "
@@ -209,52 +248,63 @@ def search_command(data: Path, model: str | None, budget: str | None, n_trials: 
         sizes = [float(x) if "." in x else int(x) for x in curve_sizes.split(",") if x.strip()]
     except ValueError:
         _fail(f"--curve-sizes {curve_sizes!r}: give fractions or counts such as 0.1,0.3 or 500,2000")
-        return
+    budget_s = _seconds(budget, "--budget")
+    trial_s = _seconds(trial_budget, "--trial-budget")
+    console.print(f"autoft {__version__}: searching {data} -> {out}", highlight=False)
+    import autoft
+    from autoft.report import build_report
+    from autoft.study.storage import open_storage, study_file
+
+    _quiet_optuna(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
+    display = None if no_progress else _Display(console)
     try:
         result = autoft.search(
-            data, model=model, budget=budget, n_trials=n_trials, trial_budget=trial_budget,
+            data, model=model, budget=budget_s, n_trials=n_trials, trial_budget=trial_s,
             out=out, validation=validation, test=test, text_column=text_column,
             text_pair_column=text_pair_column, label_column=label_column,
-            validation_size=size, space=space, metric=metric, pruner=pruner, device=device,
-            seed=seed, max_length=max_length, workers=workers, storage=storage,
+            validation_size=size, encoding=encoding, space=space, metric=metric, pruner=pruner,
+            device=device, seed=seed, max_length=max_length, workers=workers, storage=storage,
             study_name=study_name, seeds=seeds, curve_sizes=sizes, refit=refit,
             progress=display,  # type: ignore[arg-type]
         )
     except KeyboardInterrupt:
-        console.print(f"\ninterrupted; the study in {out} is kept. Run the same command again "
-                      "to resume it.", highlight=False)
+        console.print(f"\ninterrupted; the study in {out} is kept and the report is written. Run "
+                      "the same command again to resume it.", highlight=False)
         sys.exit(130)
     except autoft.AutoftError as exc:
         _fail(str(exc))
-        return
-    _print_summary(console, build_report(result.study_), Path(result.out_dir or out))
+    where = study_file(out, open_storage(out, storage, create=False))
+    _print_summary(console, build_report(result.study_), Path(result.out_dir or out),
+                   result.report_paths_, where)
 
 
 @main.command("report")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
-@click.option("--storage", default=None, help="Read the study from this database URL instead.")
+@click.option("--storage", default=None, help="Read the study from this database URL instead "
+              "(or env:NAME).")
 def report_command(out_dir: Path, study_name: str | None, storage: str | None) -> None:
     """Rebuild the report of OUT_DIR from its study file (or --storage) alone."""
     from rich.console import Console
 
-    import autoft
-    from autoft.report import build_report, load_study, write_report
+    from autoft.errors import AutoftError
+    from autoft.report import build_report, write_report
+    from autoft.study import load_study
 
     console = Console(stderr=True)
     try:
         study = load_study(None if storage else out_dir, study_name, storage)
         paths = write_report(study, out_dir)
-        _print_summary(console, build_report(study), out_dir)
-    except autoft.AutoftError as exc:
+        _print_summary(console, build_report(study), out_dir, paths, None)
+    except AutoftError as exc:
         _fail(str(exc))
-        return
-    click.echo(str(paths["markdown"]))
+    click.echo(str(paths.get("html") or paths["markdown"]))
 
 
 @main.command("refit")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR.")
+@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR "
+              "(or env:NAME).")
 @click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
 @click.option("--save-to", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder (default OUT_DIR/model).")
@@ -262,11 +312,12 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
 def refit_command(out_dir: Path | None, storage: str | None, study_name: str | None,
                   save_to: Path | None, device: str) -> None:
     """Train the recommended strategy again, score the test split, save a pipeline-ready model."""
-    import autoft
-    from autoft.report import load_study, write_report
-
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
+    import autoft
+    from autoft.report import write_report
+    from autoft.study import load_study
+
     try:
         result = autoft.refit(out_dir, storage=storage, study_name=study_name, save_to=save_to,
                               device=device)
@@ -274,7 +325,6 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
             write_report(load_study(out_dir, study_name, storage), out_dir)
     except autoft.AutoftError as exc:
         _fail(str(exc))
-        return
     test = "-" if result.test_score is None else f"{result.test_score:.4f}"
     click.echo(f"refit trial {result.trial_number}: validation {result.validation_score:.4f}, "
                f"test {test}; saved to {result.path}")
@@ -284,25 +334,26 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
 
 @main.command("status")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR.")
+@click.option("--storage", default=None, help="Database URL of the study instead of OUT_DIR "
+              "(or env:NAME).")
 @click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
 def status_command(out_dir: Path | None, storage: str | None, study_name: str | None) -> None:
-    """Where a (running) search stands: trials done, running, pruned, failed; best; time left."""
-    import autoft
-    from autoft.budget import format_duration
-    from autoft.report import load_study, study_status
-
+    """Where a (running) search stands: trials by status, running ones, the best, time left."""
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
+    from autoft.budget import format_duration
+    from autoft.errors import AutoftError
+    from autoft.study import load_study, study_status
+
     try:
         status = study_status(load_study(out_dir, study_name, storage))
-    except autoft.AutoftError as exc:
+    except AutoftError as exc:
         _fail(str(exc))
-        return
     c = status["counts"]
-    click.echo(f"study {status['study']}: {c.get('COMPLETE', 0)} complete, "
-               f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed, "
-               f"{c.get('RUNNING', 0)} running, {c.get('WAITING', 0)} waiting")
+    click.echo(f"study {status['study']}: {c.get('complete', 0)} complete, "
+               f"{c.get('pruned', 0) + c.get('budget', 0) + c.get('diverged', 0)} stopped early "
+               f"({c.get('budget', 0)} by the budget), {c.get('failed', 0)} failed, "
+               f"{c.get('running', 0)} running, {c.get('waiting', 0)} queued")
     best = status["best"]
     click.echo("best: -" if best is None else
                f"best {status['metric']}: {best:.4f} (trial {status['best_trial']})")
@@ -315,33 +366,42 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
 
 
 @main.command("worker")
-@click.option("--storage", default=None, help="Database URL of the study (postgresql://...).")
+@click.option("--storage", default=None, help="Database URL of the study (postgresql://..., or "
+              "env:NAME).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Or the output folder of a local study (journal storage).")
 @click.option("--study", "study_name", default="autoft", show_default=True)
-@click.option("--budget", default=None, help="This worker's wall-clock budget, e.g. 8h.")
-@click.option("--n-trials", type=int, default=None, help="The study's total trial count.")
+@click.option("--budget", default=None, help="This worker's wall-clock budget, e.g. 8h "
+              "(default 30m when --n-trials is not given).")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None,
+              help="The study's total trial count.")
 @click.option("--trial-budget", default=None, help="Cap on each trial's time.")
 @click.option("--seed", type=int, default=None, help="Sampler seed (default: drawn per worker).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The study's training file, when its stored path does not exist here.")
-@click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def worker_command(storage: str | None, out: Path | None, study_name: str, budget: str | None,
-                   n_trials: int | None, trial_budget: str | None, seed: int | None, device: str,
-                   data: Path | None, validation: Path | None, test: Path | None) -> None:
+@click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The study's validation file, when its stored path does not exist here.")
+@click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The study's test file, when its stored path does not exist here.")
+@click.pass_context
+def worker_command(ctx: click.Context, storage: str | None, out: Path | None, study_name: str,
+                   budget: str | None, n_trials: int | None, trial_budget: str | None,
+                   seed: int | None, device: str, data: Path | None, validation: Path | None,
+                   test: Path | None) -> None:
     """Join a study as one more worker (e.g. from another machine, through a database)."""
+    budget_s = _seconds(budget, "--budget")
+    trial_s = _seconds(trial_budget, "--trial-budget")
     import autoft
-    from autoft.search import run_worker
+    from autoft.searching import run_worker
 
+    _quiet_optuna(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
     try:
-        state = run_worker(storage, study_name, out=out, budget=budget, n_trials=n_trials,
-                           trial_budget=trial_budget, seed=seed, device=device, data=data,
+        state = run_worker(storage, study_name, out=out, budget=budget_s, n_trials=n_trials,
+                           trial_budget=trial_s, seed=seed, device=device, data=data,
                            validation=validation, test=test)
     except autoft.AutoftError as exc:
         _fail(str(exc))
-        return
     click.echo(f"worker ran {state.trials_run} trials; stopped: {state.stopped_because}")
 
 

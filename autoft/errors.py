@@ -1,8 +1,8 @@
 """The one exception hierarchy of autoft.
 
 Every error autoft raises on purpose for bad input derives from :class:`AutoftError`, so callers can
-catch all of them at once. Each also derives from the matching built-in (``ValueError``,
-``FileNotFoundError``) so code written against the built-ins keeps working.
+catch all of them at once. Each also derives from the matching built-in (``ValueError`` for bad
+values, ``RuntimeError`` for an unusable state) so code written against the built-ins keeps working.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "BudgetError",
     "StudyError",
     "TrialError",
+    "DivergedError",
 ]
 
 
@@ -53,4 +54,10 @@ class StudyError(AutoftError, RuntimeError):
 
 
 class TrialError(AutoftError, RuntimeError):
-    """A trial's training broke down (e.g. the loss became NaN or infinite)."""
+    """A trial's training broke down."""
+
+
+class DivergedError(TrialError):
+    """The training loss became NaN or infinite: a property of the strategy (usually a learning
+    rate too high for it), not of the machine. A search records such a trial as pruned
+    (``diverged``) and does not count it among the failures that stop a search."""

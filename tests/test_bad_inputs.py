@@ -13,8 +13,8 @@ import autoft
 from autoft.cli import main
 from autoft.data import load_task_data, read_table
 from autoft.errors import AutoftError, DataError, SearchSpaceError, StrategyError, StudyError
-from autoft.report import load_study
-from autoft.space import SearchSpace
+from autoft.searching import SearchSpace
+from autoft.study import load_study
 
 from .helpers import synthetic_texts
 
@@ -22,10 +22,12 @@ from .helpers import synthetic_texts
 @pytest.mark.parametrize("name", ["study.db", "study.journal"])
 def test_corrupt_study_files(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_bytes(b"\xc6\x00garbage\xff\n" * 100)
-    with pytest.raises(StudyError, match="not a readable"):
+    message = "not a readable" if name == "study.db" else "broken records.*left unchanged"
+    with pytest.raises(StudyError, match=message):
         load_study(tmp_path)
     result = CliRunner().invoke(main, ["status", str(tmp_path)])
-    assert result.exit_code == 2 and "move it away" in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("move it away" if name == "study.db" else "Restore it from a backup") in result.output
 
 
 def test_empty_sqlite_file_has_no_study(tmp_path: Path) -> None:
@@ -54,7 +56,7 @@ def test_max_length_beyond_positions_is_capped(tiny_bert: Path, tmp_path: Path,
     result = autoft.search(synthetic_texts(40), model=str(tiny_bert), max_length=1000,
                            out=tmp_path, n_trials=1, device="cpu", validation_size=10)
     assert result.study_.user_attrs["autoft"]["max_length"] == 64
-    assert "exceeds the backbone's 64 positions" in caplog.text
+    assert "exceeds the 64 tokens the backbone's position table allows" in caplog.text
     assert result.trials_["state"] == ["COMPLETE"]
 
 

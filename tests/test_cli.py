@@ -54,7 +54,7 @@ def test_bad_budget_is_a_clear_error(csv_file: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["search", str(csv_file), "--budget", "tomorrow",
                                        "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "cannot parse duration 'tomorrow'" in result.output
+    assert "cannot parse --budget 'tomorrow'" in result.output
 
 
 def test_report_of_missing_folder(tmp_path: Path) -> None:

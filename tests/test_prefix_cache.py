@@ -7,14 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from autoft.backbone import load_backbone
 from autoft.data import load_task_data
-from autoft.finetune import EncodedSplit, encode_split, predict_logits, train_strategy
-from autoft.prefix_cache import PrefixCache
-from autoft.strategy import Strategy, build_classifier
+from autoft.models import load_backbone
+from autoft.strategies import Strategy
+from autoft.strategies.apply import build_classifier
+from autoft.training import (
+    EncodedSplit,
+    PrefixCache,
+    cache_pays,
+    encode_split,
+    predict_outputs,
+    train_strategy,
+)
 
 from .helpers import synthetic_texts
-from .test_backbone import _tiny
+from .test_models import _tiny
 
 CPU = torch.device("cpu")
 
@@ -27,20 +34,25 @@ def _random_split(n: int = 24, vocab: int = 50, seed: int = 0, types: bool = Tru
                         rng.integers(0, 2, size=n), lengths.astype(np.int64))
 
 
+def _classifier(encoder: torch.nn.Module, k: int, cached: bool) -> torch.nn.Module:
+    model, _ = build_classifier(copy.deepcopy(encoder), Strategy(frozen_layers=k,
+                                                                 pooling="mean"), 3)
+    model.cached_layers = k if cached else 0
+    return model.eval()
+
+
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert", "mpnet", "electra"])
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_cached_outputs_match_uncached(model_type: str, k: int, tmp_path: Path) -> None:
     torch.manual_seed(0)
     encoder = _tiny(model_type).eval()
     split = _random_split(types=model_type in ("bert", "electra"))
-    model, _ = build_classifier(copy.deepcopy(encoder), Strategy(frozen_layers=k,
-                                                                 pooling="mean"), 3)
-    model.eval()
+    model = _classifier(encoder, k, cached=True)
     exact = PrefixCache(tmp_path / "f32", dtype="float32").get(encoder, k, split, 0, CPU)
     half = PrefixCache(tmp_path / "f16").get(encoder, k, split, 0, CPU)
-    plain = predict_logits(model, split, 0, CPU)
-    np.testing.assert_allclose(predict_logits(model, exact, 0, CPU), plain, atol=1e-5)
-    np.testing.assert_allclose(predict_logits(model, half, 0, CPU), plain, atol=2e-2)
+    plain = predict_outputs(_classifier(encoder, k, cached=False), split, 0, CPU)
+    np.testing.assert_allclose(predict_outputs(model, exact, 0, CPU), plain, atol=1e-5)
+    np.testing.assert_allclose(predict_outputs(model, half, 0, CPU), plain, atol=2e-2)
 
 
 def test_keys_follow_weights_data_and_dtype(tmp_path: Path) -> None:
@@ -64,7 +76,7 @@ def test_keys_follow_weights_data_and_dtype(tmp_path: Path) -> None:
 def test_entries_are_reused_from_disk_and_evicted(tmp_path: Path) -> None:
     encoder = _tiny("bert").eval()
     split = _random_split()
-    first = PrefixCache(tmp_path)
+    first = PrefixCache(tmp_path, fill_all=False)
     a = first.get(encoder, 2, split, 0, CPU)
     assert (first.misses, first.hits) == (1, 0)
     first.get(encoder, 2, split, 0, CPU)
@@ -74,10 +86,62 @@ def test_entries_are_reused_from_disk_and_evicted(tmp_path: Path) -> None:
     assert (second.misses, second.hits) == (0, 1)  # from disk
     assert isinstance(b.hidden, np.memmap) and np.array_equal(a.hidden, b.hidden)
     one_entry = first.size_bytes()
-    small = PrefixCache(tmp_path, max_bytes=int(1.5 * one_entry))
+    small = PrefixCache(tmp_path, max_bytes=int(1.5 * one_entry), fill_all=False)
     small.get(encoder, 1, split, 0, CPU)
     small.get(encoder, 3, split, 0, CPU)
     assert len(list(tmp_path.glob("*.npz"))) == 1 and small.size_bytes() <= 1.5 * one_entry
+
+
+def test_one_pass_fills_every_k_that_pays(tmp_path: Path) -> None:
+    encoder = _tiny("bert").eval()  # 3 blocks: the cache pays at k = 2 and k = 3
+    assert [k for k in range(4) if cache_pays(k, 3)] == [2, 3]
+    split = _random_split()
+    cache = PrefixCache(tmp_path)
+    cache.get(encoder, 3, split, 0, CPU)
+    assert cache.misses == 1 and cache.fill_examples == len(split)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    cache.get(encoder, 2, split, 0, CPU)  # filled by the same pass
+    assert cache.misses == 1 and cache.hits == 1
+
+
+def test_cache_pays_only_where_it_saves_compute() -> None:
+    # MiniLM, 6 blocks: measured a loss at k = 1, a gain from k = 3 on (benchmarks/epoch_speed.py)
+    assert [k for k in range(7) if cache_pays(k, 6)] == [3, 4, 5, 6]
+    assert [k for k in range(13) if cache_pays(k, 12)] == [6, 7, 8, 9, 10, 11, 12]
+
+
+def test_the_callers_encoder_is_not_moved_cast_or_switched(tmp_path: Path) -> None:
+    encoder = _tiny("bert").double().train()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    split = _random_split()
+    PrefixCache(tmp_path, dtype="float32").get(encoder, 2, split, 0, CPU)
+    assert encoder.training  # its mode was restored
+    for name, tensor in encoder.state_dict().items():
+        assert tensor.dtype == torch.float64, name
+        assert torch.equal(tensor, before[name])
+
+
+def test_in_memory_entries_are_bounded_and_hold_no_labels(tmp_path: Path) -> None:
+    encoder = _tiny("bert").eval()
+    cache = PrefixCache(tmp_path, max_loaded=2, fill_all=False)
+    for seed in range(4):
+        cached = cache.get(encoder, 2, _random_split(seed=seed), 0, CPU)
+        assert not hasattr(cached, "labels")
+    assert len(cache._loaded) == 2
+
+
+def test_subsets_are_served_from_their_parent_entry(tmp_path: Path) -> None:
+    encoder = _tiny("bert").eval()
+    split = _random_split(n=30)
+    cache = PrefixCache(tmp_path, fill_all=False)
+    full = cache.get(encoder, 2, split, 0, CPU)
+    idx = np.array([3, 7, 11, 20])
+    part = cache.get(encoder, 2, split.subset(idx), 0, CPU)
+    assert cache.misses == 1  # no second fill for the subset
+    assert part.lengths.tolist() == split.lengths[idx].tolist()
+    batch = part.collate(np.arange(4), CPU)
+    direct = full.collate(idx, CPU)
+    assert torch.equal(batch["hidden"], direct["hidden"])
 
 
 def test_training_with_cache_equals_training_without(tiny_bert: Path, tmp_path: Path) -> None:
@@ -90,5 +154,6 @@ def test_training_with_cache_equals_training_without(tiny_bert: Path, tmp_path: 
         plain, _ = train_strategy(encoder, strategy, train, val, 2, pad_id=0, device="cpu", seed=1)
         cached, _ = train_strategy(encoder, strategy, train, val, 2, pad_id=0, device="cpu",
                                    seed=1, cache=PrefixCache(tmp_path, dtype="float32"))
+        assert cached.cached and not plain.cached
         assert cached.scores == plain.scores
         assert cached.trainable_params == plain.trainable_params

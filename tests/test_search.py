@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
+import math
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -10,9 +13,13 @@ from optuna.trial import TrialState
 
 import autoft
 from autoft.errors import BackboneError, DataError, StudyError, TrialError
-from autoft.report import build_report, load_study, render_markdown, study_runs
+from autoft.report import build_report, render_markdown
+from autoft.study import load_study, lock_folder, study_runs, study_status
+from autoft.training import TrialOutcome
 
 from .helpers import synthetic_texts
+
+runner_module = importlib.import_module("autoft.searching.runner")
 
 # A small space so that searches on the tiny BERT take seconds.
 SPACE = {
@@ -42,21 +49,74 @@ def _search(data, tiny_bert, out, **kwargs):  # type: ignore[no-untyped-def]
     return autoft.search(data, **args)
 
 
-def test_search_runs_baselines_then_sampler_and_reports(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+class StubTrainer:
+    """Stands in for ``train_strategy``: a score from the strategy (higher for full fine-tuning
+    and larger learning rates) plus seed noise, reported at each evaluation, and made-up seconds;
+    no training, so the scheduling tests run in seconds."""
+
+    def __init__(self, noise: float = 0.01, seconds: Any = None, status: str = "complete") -> None:
+        self.noise, self.calls, self.status = noise, [], status
+        self.seconds = seconds or (lambda s: 10.0 * (5 - s.frozen_layers) + 1.0)
+
+    def score(self, strategy: Any, seed: int) -> float:
+        base = 0.9 - 0.05 * strategy.frozen_layers + 0.02 * math.log10(strategy.learning_rate / 1e-3)
+        return round(base + self.noise * math.sin(7.3 * seed), 6)
+
+    def __call__(self, encoder, strategy, train, validation, num_outputs, **kw):  # type: ignore[no-untyped-def]
+        self.calls.append((strategy, len(train), kw["seed"]))
+        final = self.score(strategy, kw["seed"])
+        evals = strategy.epochs * kw["evals_per_epoch"]
+        outcome = TrialOutcome(trainable_params=100, total_params=1000,
+                               applied_frozen_layers=strategy.frozen_layers)
+        seconds = self.seconds(strategy) * len(train) / 120
+        for i in range(1, evals + 1):
+            score = final - 0.1 * (evals - i) / evals
+            outcome.scores.append(score)
+            outcome.examples_at_eval.append(i * len(train) // kw["evals_per_epoch"])
+            outcome.best_score = max(outcome.best_score or 0.0, score)
+            outcome.best_eval = outcome.scores.index(outcome.best_score) + 1
+            if kw["report"] is not None and kw["report"](i, score):
+                outcome.status = "pruned"
+                break
+        if self.status == "budget":
+            outcome.status = "budget"
+        done = len(outcome.scores) / evals
+        outcome.steps = int(10 * done * strategy.epochs)
+        outcome.total_steps = 10 * strategy.epochs
+        outcome.examples_trained = int(len(train) * strategy.epochs * done)
+        outcome.train_seconds, outcome.eval_seconds = 0.8 * seconds * done, 0.2 * seconds * done
+        outcome.wall_seconds = seconds * done
+        return outcome, None
+
+
+@pytest.fixture()
+def stub(monkeypatch: pytest.MonkeyPatch) -> StubTrainer:
+    trainer = StubTrainer()
+    monkeypatch.setattr(runner_module, "train_strategy", trainer)
+    return trainer
+
+
+def test_search_runs_baselines_cheapest_first_then_sampler_and_reports(data, tiny_bert,  # type: ignore[no-untyped-def]
+                                                                       tmp_path) -> None:
     result = _search(data, tiny_bert, tmp_path, n_trials=4)
     trials = pd.DataFrame(result.trials_)
     assert trials["number"].tolist() == [0, 1, 2, 3]
-    assert trials["frozen_layers"].tolist()[:2] == [0, 4]  # the baselines come first
-    assert set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    assert trials["frozen_layers"].tolist()[:2] == [4, 0]  # the baselines, linear probe first
+    assert trials["baseline"].tolist()[:2] == [True, True]
+    assert set(trials["status"]) <= {"complete", "pruned"}
     # each trial recorded its measured cost and the strategy read back from the model
     head_only = trials[trials["frozen_layers"] == 4].iloc[0]
-    assert head_only["trainable_params"] == 32 * 2 + 2
+    assert head_only["trainable_params"] == 32 * 2 + 2 and head_only["cached"]
     assert (trials["seconds"] > 0).all() and (trials["examples_trained"] > 0).all()
-    assert result.best_score_ == max(trials.loc[trials["state"] == "COMPLETE", "score"])
+    rec = result.recommendation_
+    runs = trials[trials["number"].isin([g for g in rec.groups
+                                         if g["trial_number"] == rec.trial_number][0]["trials"])]
+    assert result.recommended_score_ == pytest.approx(runs["score"].mean())
+    assert result.best_score_ == result.recommended_score_
     assert result.best_strategy_ == autoft.Strategy.from_dict(result.best_params_)
-    assert result.best_trial_.number == result.recommendation_.trial_number
+    assert result.best_trial_.number == rec.trial_number
     assert isinstance(result.study_, optuna.Study)
-    for kind in ("json", "markdown", "csv"):
+    for kind in ("json", "markdown", "csv", "html"):
         assert result.report_paths_[kind].is_file()
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["data"]["train_size"] == 120 and report["data"]["validation_size"] == 40
@@ -65,23 +125,24 @@ def test_search_runs_baselines_then_sampler_and_reports(data, tiny_bert, tmp_pat
     assert "autoft.fine_tune(" in report["snippet"]
     md = (tmp_path / "report.md").read_text()
     assert "## Recommendation" in md and "| 3 |" in md
+    csv = (tmp_path / "trials.csv").read_text().splitlines()
+    header = csv[0].split(",")
+    assert csv[1].split(",")[header.index("epochs")] == "2"  # whole numbers stay whole
 
 
-def test_rerun_resumes_the_same_study(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_resumes_the_same_study(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
     first = _search(data, tiny_bert, tmp_path, n_trials=3)
     before = {t.number: (t.state, t.value, t.params) for t in first.study_.trials}
     second = _search(data, tiny_bert, tmp_path, n_trials=5)
     after = {t.number: (t.state, t.value, t.params) for t in second.study_.trials}
     assert sorted(after) == [0, 1, 2, 3, 4]
-    assert {n: after[n] for n in before} == before  # completed trials kept, not rerun
-    runs = study_runs(second.study_)
-    assert [r["trials_run"] for r in runs] == [3, 2]
-    # asking for no more trials than the study has runs nothing
-    third = _search(data, tiny_bert, tmp_path, n_trials=5)
+    assert {n: after[n] for n in before} == before  # finished trials kept, not rerun
+    assert [r["trials_run"] for r in study_runs(second.study_)] == [3, 2]
+    third = _search(data, tiny_bert, tmp_path, n_trials=5)  # no more trials than the study has
     assert len(third.study_.trials) == 5
 
 
-def test_interrupted_trial_is_failed_and_retried_once(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_trial_is_failed_and_retried_once(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
     _search(data, tiny_bert, tmp_path, n_trials=2)
     study = load_study(tmp_path)
     # a run killed mid-trial leaves the trial RUNNING with its sampled parameters
@@ -94,41 +155,105 @@ def test_interrupted_trial_is_failed_and_retried_once(data, tiny_bert, tmp_path)
     assert trials[3].user_attrs["retry_of"] == 2
     assert trials[3].params["frozen_layers"] == trials[2].params["frozen_layers"]
     assert len(trials) == 4  # the interrupted trial does not count toward n_trials
-    report = build_report(result.study_)
-    assert "retry of trial 2" in render_markdown(report)
+    assert "retry of trial 2" in render_markdown(build_report(result.study_))
 
 
-def test_resume_with_other_data_refused(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("change", "message"), [
+    ({"data": synthetic_texts(160, seed=1)}, "different data"),
+    ({"max_length": 32}, "different max_length"),
+    ({"evals_per_epoch": 3}, "different evals_per_epoch"),
+    ({"pruner": "median"}, "different pruner"),
+    ({"metric": "macro_f1"}, "different metric"),
+])
+def test_resume_with_a_setting_that_changes_scores_refused(data, tiny_bert, tmp_path, stub,  # type: ignore[no-untyped-def]
+                                                           change, message) -> None:
     _search(data, tiny_bert, tmp_path, n_trials=1)
-    other = synthetic_texts(160, seed=1)
-    with pytest.raises(StudyError, match="different data"):
-        _search(other, tiny_bert, tmp_path, n_trials=2)
+    kwargs = dict(change)
+    with pytest.raises(StudyError, match=message):
+        _search(kwargs.pop("data", data), tiny_bert, tmp_path, n_trials=2, **kwargs)
 
 
-def test_time_budget_stops_search(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = _search(data, tiny_bert, tmp_path, budget=2.0)
-    runs = study_runs(result.study_)
-    assert "time budget" in runs[0]["stopped_because"]
-    assert runs[0]["seconds"] < 2.0 + 5.0
-    assert all(t.state != TrialState.RUNNING for t in result.study_.trials)
+def test_resume_with_another_backbone_of_the_same_shape_refused(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                                stub) -> None:
+    from .helpers import make_tiny_bert
+
+    _search(data, tiny_bert, tmp_path / "out", n_trials=1)
+    other = make_tiny_bert(tmp_path / "other", seed=7)  # same shape, other weights
+    with pytest.raises(StudyError, match="different backbone"):
+        _search(data, other, tmp_path / "out", n_trials=2)
+
+
+def test_a_second_search_on_a_folder_in_use_is_refused(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
+    with lock_folder(tmp_path):
+        with pytest.raises(StudyError, match="in use by another autoft search"):
+            _search(data, tiny_bert, tmp_path, n_trials=1)
+
+
+def test_no_trial_starts_after_the_time_budget(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _search(data, tiny_bert, tmp_path, budget=3.0)
+    (run,) = study_runs(result.study_)
+    assert "time budget" in run["stopped_because"]
+    started = dt.datetime.fromisoformat(run["started"])
+    for trial in result.study_.trials:
+        assert trial.state != TrialState.RUNNING
+        begin = trial.datetime_start.astimezone() if trial.datetime_start else None
+        assert begin is None or begin <= started + dt.timedelta(seconds=3.0 + 1.0)
+
+
+def test_a_trial_stopped_by_the_budget_is_pruned_not_complete(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                              monkeypatch) -> None:
+    monkeypatch.setattr(runner_module, "train_strategy", StubTrainer(status="budget"))
+    result = _search(data, tiny_bert, tmp_path, n_trials=2)
+    assert [t.state for t in result.study_.trials] == [TrialState.PRUNED] * 2
+    assert result.trials_["status"] == ["budget", "budget"]
+    assert result.recommendation_ is None  # nothing trained to the end
+    md = (tmp_path / "report.md").read_text()
+    assert "stopped by budget" in md and "No trial trained its strategy to the end" in md
 
 
 def test_failing_trials_stop_search_with_first_reason(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
                                                       monkeypatch) -> None:
-    search_module = importlib.import_module("autoft.search")  # the module, not the function
-
     calls = {"n": 0}
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        raise autoft.TrialError(f"training loss became nan (call {calls['n']})")
+        raise RuntimeError(f"CUDA error: device-side assert (call {calls['n']})")
 
-    monkeypatch.setattr(search_module, "train_strategy", broken)
+    monkeypatch.setattr(runner_module, "train_strategy", broken)
     with pytest.raises(TrialError, match=r"3 trials in a row failed.*call 1\)"):
         _search(data, tiny_bert, tmp_path, n_trials=10)
     report = json.loads((tmp_path / "report.json").read_text())
     reasons = [t["fail_reason"] for t in report["trials"]]
-    assert reasons == [f"TrialError: training loss became nan (call {i})" for i in (1, 2, 3)]
+    assert reasons == [f"RuntimeError: CUDA error: device-side assert (call {i})" for i in (1, 2, 3)]
+
+
+def test_diverged_trials_are_pruned_and_do_not_stop_the_search(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                               monkeypatch) -> None:
+    import torch
+
+    stub = StubTrainer()
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] in (2, 3, 4):  # three divergences in a row: the learning rates, not a bug
+            raise autoft.DivergedError(f"training loss became nan at step 3 (call {calls['n']})")
+        if calls["n"] == 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return stub(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_strategy", flaky)
+    result = _search(data, tiny_bert, tmp_path, n_trials=7)
+    statuses = result.trials_["status"]
+    assert statuses[1:5] == ["diverged", "diverged", "diverged", "failed"]
+    assert [t.state for t in result.study_.trials][1:5] == [TrialState.PRUNED] * 3 + [
+        TrialState.FAIL]
+    assert len(statuses) == 7
+    reasons = [r for r in result.trials_["fail_reason"] if r]
+    assert reasons[0] == "diverged: training loss became nan at step 3 (call 2)"
+    assert reasons[-1] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    md = (tmp_path / "report.md").read_text()
+    assert "diverged" in md and "CUDA out of memory" in md
 
 
 def test_bad_data_raised_before_model_is_loaded(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -141,15 +266,17 @@ def test_bad_data_raised_before_model_is_loaded(tmp_path) -> None:  # type: igno
 def test_bad_arguments_raised_early(data, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(autoft.AutoftError, match="metric 'f2'"):
         autoft.search(data, metric="f2", out=tmp_path)
-    with pytest.raises(autoft.BudgetError, match="cannot parse duration 'soon'"):
+    with pytest.raises(autoft.BudgetError, match="cannot parse budget='soon'"):
         autoft.search(data, budget="soon", out=tmp_path)
+    with pytest.raises(autoft.BudgetError, match=r"trial_budget=-5 must be finite"):
+        autoft.search(data, trial_budget=-5, out=tmp_path)
     with pytest.raises(autoft.AutoftError, match="pruner 'asha'"):
         autoft.search(data, pruner="asha", out=tmp_path)
     with pytest.raises(BackboneError, match="no config.json"):
         autoft.search(data, model=str(tmp_path), out=tmp_path / "o", n_trials=1)
 
 
-def test_search_result_from_dir_matches(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_search_result_from_dir_matches(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
     result = _search(data, tiny_bert, tmp_path, n_trials=2, metric="macro_f1")
     again = autoft.SearchResult.from_dir(tmp_path)
     assert again.trials_ == result.trials_
@@ -157,60 +284,33 @@ def test_search_result_from_dir_matches(data, tiny_bert, tmp_path) -> None:  # t
     assert build_report(again.study_)["metric"] == "macro_f1"
 
 
-def test_ctrl_c_keeps_study_and_rerun_continues(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
-                                                monkeypatch) -> None:
-    search_module = importlib.import_module("autoft.search")
-    real = search_module.train_strategy
+def test_ctrl_c_keeps_study_and_the_retry_runs_first(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                     monkeypatch) -> None:
+    space = {**SPACE, "baselines": [{"frozen_layers": 0}, {"frozen_layers": 2},
+                                    {"frozen_layers": "L"}]}
+    stub = StubTrainer()
     calls = {"n": 0}
 
     def interrupt_second(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return stub(*args, **kwargs)
 
-    monkeypatch.setattr(search_module, "train_strategy", interrupt_second)
+    monkeypatch.setattr(runner_module, "train_strategy", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        _search(data, tiny_bert, tmp_path, n_trials=3)
+        _search(data, tiny_bert, tmp_path, n_trials=4, space=space)
     study = load_study(tmp_path)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert [t.params["frozen_layers"] for t in study.trials] == [4, 2]  # cheapest first
     assert (tmp_path / "report.md").is_file()  # the report is written on the way out
-    first_value = study.trials[0].value
-    monkeypatch.setattr(search_module, "train_strategy", real)
-    result = _search(data, tiny_bert, tmp_path, n_trials=3)
+    assert "interrupted" in (tmp_path / "report.md").read_text()
+    monkeypatch.setattr(runner_module, "train_strategy", stub)
+    result = _search(data, tiny_bert, tmp_path, n_trials=4, space=space)
     trials = result.study_.trials
-    assert [t.number for t in trials] == [0, 1, 2, 3]
-    assert trials[0].value == first_value
-    assert trials[2].user_attrs["retry_of"] == 1  # the interrupted baseline runs again
+    assert trials[2].user_attrs["retry_of"] == 1  # the interrupted baseline runs again, first
     assert trials[2].params == trials[1].params
-
-
-def test_nan_and_oom_trials_fail_with_reasons_and_search_goes_on(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
-                                                                  monkeypatch) -> None:
-    import torch
-
-    search_module = importlib.import_module("autoft.search")
-    real = search_module.train_strategy
-    calls = {"n": 0}
-
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise autoft.TrialError("training loss became nan at step 3 (epoch 1)")
-        if calls["n"] == 3:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(search_module, "train_strategy", flaky)
-    result = _search(data, tiny_bert, tmp_path, n_trials=4)
-    states = result.trials_["state"]
-    assert states.count("FAIL") == 2 and len(states) == 4
-    reasons = [r for r in result.trials_["fail_reason"] if r]
-    assert reasons == ["TrialError: training loss became nan at step 3 (epoch 1)",
-                       "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]
-    md = (tmp_path / "report.md").read_text()
-    assert "loss became nan" in md and "CUDA out of memory" in md
-    assert result.best_score_ is not None
+    assert trials[3].params["frozen_layers"] == 0  # then the remaining baseline
 
 
 def test_same_seed_same_sequence_of_trials(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -224,86 +324,98 @@ def test_same_seed_same_sequence_of_trials(data, tiny_bert, tmp_path) -> None:  
     assert set(trial.user_attrs["versions"]) >= {"autoft", "torch", "transformers", "optuna"}
 
 
-def test_status_of_a_finished_study(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from autoft.report import study_status
-
+def test_status_of_a_finished_study(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
     result = _search(data, tiny_bert, tmp_path, n_trials=3)
     status = study_status(result.study_)
     assert sum(status["counts"].values()) == 3
-    assert status["best"] == result.best_score_ and status["running"] == []
+    best = max(s for s, st in zip(result.trials_["score"], result.trials_["status"])
+               if st == "complete")
+    assert status["best"] == best and status["running"] == []
     assert status["seconds_left"] is None
 
 
-def test_followups_reseed_top_strategies_and_probe_smaller_sizes(data, tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 4]},
+def test_followups_reseed_leaders_probe_smaller_sizes_and_leave_room(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                                     stub) -> None:
+    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 2, 4]},
              "head": "linear"}
-    result = autoft.search(data, model=str(tiny_bert), space=space, out=tmp_path, device="cpu",
-                           validation_size=40, n_trials=14, pruner="none", seeds=3, top_k=2,
-                           curve_sizes=(0.3, 0.6))
+    result = _search(data, tiny_bert, tmp_path, space=space, n_trials=20, pruner="none", seeds=3,
+                     top_k=2, curve_sizes=(0.3, 0.6))
     trials = pd.DataFrame(result.trials_)
-    assert len(trials) == 14 and set(trials["state"]) == {"COMPLETE"}
+    assert len(trials) == 20 and set(trials["status"]) == {"complete"}
+    followups = trials[trials["purpose"].notna()]
+    assert len(followups) <= 10  # at most half of n_trials: room for sampled trials
     reseeds = trials[trials["purpose"] == "reseed"]
-    curves = trials[trials["purpose"] == "learning_curve"]
-    assert len(reseeds) == 4 and len(curves) == 4
-    assert sorted(reseeds["reseed_of"].value_counts().tolist()) == [2, 2]  # 3 runs each
-    assert sorted(curves["train_size"].tolist()) == [36, 36, 72, 72]
-    assert set(trials.loc[trials["purpose"].isna(), "train_size"]) == {120}
+    assert len(reseeds) >= 4
     rec = result.recommendation_
-    if rec.trial_number in set(reseeds["reseed_of"]):
-        assert rec.seeds == 3 and rec.score_std is not None
+    assert rec.confirmed and rec.seeds == 3  # the recommendation rests on 3 seeds
+    for g in rec.groups:  # no strategy with fewer runs scored above it
+        if g["n"] < 3:
+            assert g["mean"] <= rec.score
+    probes = result.study_.get_trials(states=(TrialState.COMPLETE,))
+    probes = [t for t in probes if t.user_attrs.get("purpose") == "learning_curve"]
+    assert probes and all(t.params == {} and t.intermediate_values == {} for t in probes)
+    for t in result.study_.trials:  # follow-ups never report to the pruner
+        if t.user_attrs.get("purpose"):
+            assert t.intermediate_values == {}
+    assert set(trials.loc[trials["purpose"].isna(), "train_size"]) == {120}
     report = json.loads((tmp_path / "report.json").read_text())
-    analysis = report["analysis"]
-    assert {len(c["points"]) for c in analysis["learning_curves"]} == {3}
-    sizes = sorted({r["train_size"] for r in analysis["size_budget_table"]})
-    assert sizes == [36, 72, 120, 480]
-    assert analysis["cost_model"]["trials_used"] == 14
-    md = (tmp_path / "report.md").read_text()
-    assert "## Strategy by dataset size and budget" in md and "### Seeds" in md
-    assert "data-plot='size_curves'" in (tmp_path / "report.html").read_text()
+    assert report["analysis"]["cost_model"]["trials_used"] == 20
 
 
-def test_followups_enqueued_twice_run_once(data, tiny_bert, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_followups_enqueued_twice_run_once(data, tiny_bert, tmp_path, monkeypatch, stub) -> None:  # type: ignore[no-untyped-def]
     # two workers that decide at the same moment both enqueue the follow-ups; simulate it by
     # enqueuing every planned follow-up twice, the copies interleaved as a race could leave them
-    search_module = importlib.import_module("autoft.search")
+    def enqueue_twice(study, plans, room=None):  # type: ignore[no-untyped-def]
+        plans = list(plans)[:room]
+        for params, attrs in plans:
+            study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+            study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+        return len(plans)
 
-    def enqueue_twice(study, ctx):  # type: ignore[no-untyped-def]
-        study.set_user_attr("followups_enqueued", True)
-        for params, attrs in search_module._plan(study, ctx):
-            study.enqueue_trial(params, user_attrs=attrs)
-            study.enqueue_trial(params, user_attrs=attrs)
-
-    monkeypatch.setattr(search_module, "_enqueue_followups", enqueue_twice)
+    monkeypatch.setattr(runner_module, "enqueue_followups", enqueue_twice)
     space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 4]},
              "head": "linear"}
-    result = autoft.search(data, model=str(tiny_bert), space=space, out=tmp_path, device="cpu",
-                           validation_size=40, n_trials=12, pruner="none", seeds=3, top_k=2,
-                           curve_sizes=(0.5,))
+    result = _search(data, tiny_bert, tmp_path, space=space, n_trials=14, pruner="none",
+                     seeds=3, top_k=2, curve_sizes=(0.5,))
     trials = pd.DataFrame(result.trials_)
-    assert len(trials) == 12 and set(trials["state"]) == {"COMPLETE"}
-    assert sorted(trials["reseed_of"].dropna().value_counts().tolist()) == [2, 2]
-    assert len(trials[trials["purpose"] == "learning_curve"]) == 2
+    assert len(trials) == 14
     skipped = [t for t in result.study_.trials if t.user_attrs.get("duplicate_of") is not None]
-    # 6 follow-ups start after the 6th trial; each twin is popped right after its original and
-    # skipped, except the last one: the 12th counted trial ends the search first
-    assert len(skipped) == 5
-    waiting = result.study_.get_trials(states=(TrialState.WAITING,))
-    assert [t.user_attrs["followup_id"] for t in waiting] == [trials["followup_id"].iloc[-1]]
+    assert skipped
+    ids = [i for i in trials["followup_id"].dropna() if not str(i).startswith("baseline")]
+    assert len(ids) == len(set(ids))  # every follow-up id ran once
     for twin in skipped:
         assert twin.state == TrialState.PRUNED and "strategy" not in twin.user_attrs
         first = result.study_.trials[twin.user_attrs["duplicate_of"]]
         assert first.user_attrs["followup_id"] == twin.user_attrs["followup_id"]
-        assert first.state == TrialState.COMPLETE
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["trial_counts"]["PRUNED"] == 0 and report["trial_counts"]["COMPLETE"] == 12
-    # `autoft worker` processes joining this study would plan with the same settings
-    stored = result.study_.user_attrs["autoft_followups"]
-    assert search_module._followup_settings(stored) == {
-        "seeds": 3, "top_k": 2, "curve_sizes": (0.5,), "reserve": 0.25}
-    assert search_module._followup_settings(None) == {}  # a study from before they were stored
+    assert sum(report["trial_counts"].values()) == 14 + sum(
+        t.state == TrialState.WAITING for t in result.study_.trials)
 
 
-def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_leader_found_on_resume_is_reseeded(data, tiny_bert, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 2]},
+             "head": "linear", "head_learning_rate": 5e-3, "baselines": [],
+             "learning_rate": {"type": "float", "low": 1e-3, "high": 2e-3}}
+    stub = StubTrainer(noise=0.0)
+    monkeypatch.setattr(runner_module, "train_strategy", stub)
+    first = _search(data, tiny_bert, tmp_path, space=space, n_trials=12, pruner="none", top_k=1,
+                    curve_sizes=()).recommendation_
+    assert first.confirmed and first.strategy.learning_rate <= 2e-3
+    # the resumed run samples a better learning rate (the stub scores it higher): that strategy
+    # leads on a single run, so it is re-seeded before the run ends, then recommended
+    space["learning_rate"] = {"type": "float", "low": 9e-3, "high": 1e-2}
+    result = _search(data, tiny_bert, tmp_path, space=space, n_trials=20, pruner="none", top_k=1,
+                     curve_sizes=())
+    rec = result.recommendation_
+    assert rec.strategy.learning_rate >= 9e-3
+    assert rec.confirmed and rec.seeds == 3
+    runs = {t.number: t for t in result.study_.trials}
+    group = next(g for g in rec.groups if g["trial_number"] == rec.trial_number)
+    assert [runs[n].user_attrs.get("reseed_of") for n in group["trials"][1:]] == [
+        rec.trial_number] * 2
+
+
+def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog, stub) -> None:  # type: ignore[no-untyped-def]
     fixed = {k: v for k, v in SPACE.items() if k != "baselines"}
     fixed.update(frozen_layers=2, learning_rate=5e-3, head_learning_rate=5e-3, head="linear",
                  epochs=1)
@@ -312,3 +424,23 @@ def test_space_that_searches_nothing_warns(data, tiny_bert, tmp_path, caplog) ->
                          curve_sizes=())
     assert len(result.trials_["number"]) == 1
     assert "the search space fixes every field" in caplog.text
+
+
+def test_trials_that_cannot_finish_in_the_time_left_are_skipped(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                                monkeypatch) -> None:
+    # full fine-tuning "takes" 10,000 s on this machine, the head only 0.1 s: with 20 s of budget,
+    # once the cost model has seen one of each, no other trial that trains blocks is started
+    stub = StubTrainer(seconds=lambda s: 0.1 if s.frozen_layers == 4 else 10_000.0)
+    monkeypatch.setattr(runner_module, "train_strategy", stub)
+    space = {**SPACE, "baselines": [{"frozen_layers": "L", "head_learning_rate": 5e-3},
+                                    {"frozen_layers": 0}]}
+    result = _search(data, tiny_bert, tmp_path, space=space, budget=20.0, seeds=1,
+                     curve_sizes=())
+    trials = pd.DataFrame(result.trials_)
+    assert trials["status"].iloc[0] == "complete" and trials["frozen_layers"].iloc[0] == 4
+    trained = [s for s, _, _ in stub.calls]
+    assert [s.frozen_layers for s in trained[:2]] == [4, 0]  # the baselines, cheapest first
+    assert all(s.frozen_layers == 4 for s in trained[2:])  # nothing costly was started again
+    skipped = trials[trials["status"] == "skipped"]
+    assert len(skipped) >= 1 and (skipped["frozen_layers"] < 4).all()
+    assert "cost model predicts" in str(skipped["fail_reason"].iloc[0])

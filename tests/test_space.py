@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from autoft.errors import SearchSpaceError
-from autoft.space import SearchSpace, default_space_path
-from autoft.strategy import Strategy
+from autoft.searching.space import SearchSpace, default_space_path
+from autoft.strategies import Strategy
 
 
 def test_default_space_loads_and_resolves() -> None:
@@ -15,7 +15,7 @@ def test_default_space_loads_and_resolves() -> None:
     space = SearchSpace.load().resolved(6)
     fl = space.params["frozen_layers"]
     assert (fl.kind, fl.low, fl.high) == ("int", 0, 6)
-    assert [b["frozen_layers"] for b in space.baselines] == [0, 6, 3]
+    assert [b["frozen_layers"] for b in space.baselines] == [6, 3, 0]  # cheapest first
     assert space.max_epochs == 3
 
 
@@ -38,7 +38,7 @@ def test_suggest_covers_range_and_conditionals() -> None:
 
 def test_fixed_trial_reproduces_baseline() -> None:
     space = SearchSpace.load().resolved(6)
-    params = {**space.baselines[1], "head_dropout": 0.0}
+    params = {**space.baselines[0], "head_dropout": 0.0}
     strategy = space.suggest(optuna.trial.FixedTrial(params), 6)
     assert strategy.frozen_layers == 6 and strategy.head.kind == "linear"
     assert strategy.effective_head_learning_rate == 3e-3
@@ -98,3 +98,57 @@ def test_yaml_file_errors(tmp_path: Path) -> None:
     good.write_text("frozen_layers: L\nhead_learning_rate: 0.001\n")
     space = SearchSpace.load(good).resolved(4)
     assert space.suggest(optuna.trial.FixedTrial({}), 4).frozen_layers == 4
+
+
+def test_l_expressions_in_choices_are_resolved() -> None:
+    space = SearchSpace.load({"frozen_layers": {"type": "categorical",
+                                                "choices": [0, "L/2", "L"]}}).resolved(6)
+    assert space.params["frozen_layers"].choices == (0, 3, 6)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = {space.suggest(study.ask(), 6).frozen_layers for _ in range(30)}
+    assert seen == {0, 3, 6}
+
+
+def test_resolved_space_has_optuna_distributions() -> None:
+    dists = SearchSpace.load().resolved(6).distributions()
+    assert dists["frozen_layers"] == optuna.distributions.IntDistribution(0, 6)
+    assert dists["learning_rate"] == optuna.distributions.FloatDistribution(1e-5, 2e-4, log=True)
+    assert "epochs" not in dists  # fixed fields are not searched
+
+
+def test_edited_categorical_choices_refused_on_resume() -> None:
+    old = SearchSpace.load({"head": "mlp", "head_width": {"type": "categorical",
+                                                          "choices": [16, 32]}}).resolved(4)
+    study = optuna.create_study()
+    for _ in range(2):
+        trial = study.ask()
+        old.suggest(trial, 4)
+        study.tell(trial, 0.5)
+    new = SearchSpace.load({"head": "mlp", "head_width": {"type": "categorical",
+                                                          "choices": [8, 16]}}).resolved(4)
+    with pytest.raises(SearchSpaceError, match=r"'head_width' has choices \[8, 16\], but this "
+                       r"study's trials used \[16, 32\]"):
+        new.check_against(study)
+    wider = SearchSpace.load({"head": "mlp", "head_width": {"type": "categorical",
+                                                            "choices": [16, 32]},
+                              "learning_rate": 1e-3}).resolved(4)
+    wider.check_against(study)  # same choices: fine
+
+
+def test_kind_is_suggested_first_and_its_fields_only_for_it() -> None:
+    space = SearchSpace.load({"kind": "freeze", "frozen_layers": 2}).resolved(4)
+    trial = optuna.trial.FixedTrial({})
+    strategy = space.suggest(trial, 4)
+    assert strategy.kind == "freeze" and strategy.frozen_layers == 2
+    assert SearchSpace.load({"kind": {"type": "categorical", "choices": ["freeze"]}}).kinds() == (
+        "freeze",)
+    with pytest.raises(SearchSpaceError, match="not one of"):
+        SearchSpace.load({"kind": "adapters"})
+
+
+def test_baseline_outside_the_choices_rejected() -> None:
+    space = SearchSpace.load({"frozen_layers": {"type": "categorical", "choices": [0, 2]},
+                              "baselines": [{"frozen_layers": "L"}]})
+    with pytest.raises(SearchSpaceError, match=r"baseline 0: frozen_layers=4 is not one of the "
+                       r"space's choices \[0, 2\]"):
+        space.resolved(4)

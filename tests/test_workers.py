@@ -14,8 +14,9 @@ import pytest
 from optuna.trial import TrialState
 
 import autoft
-from autoft.report import load_study, study_runs
-from autoft.search import run_worker
+from autoft.searching import run_worker
+from autoft.searching.workers import config_from_study
+from autoft.study import load_study, study_runs
 
 from .helpers import synthetic_texts
 
@@ -37,7 +38,8 @@ def _csv(tmp_path: Path, n: int = 160) -> Path:
 
 def _check_no_duplicates(study: optuna.Study, total: int) -> None:
     trials = study.get_trials()
-    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")]
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")
+               and t.user_attrs.get("duplicate_of") is None]
     assert len(counted) == total
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     params = [tuple(sorted(t.params.items())) for t in counted if t.user_attrs.get("retry_of") is None]
@@ -134,4 +136,17 @@ def test_two_workers_on_postgres(tiny_bert: Path, tmp_path: Path) -> None:
     complete = sum(t.state == TrialState.COMPLETE for t in study.trials)
     pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     assert joined.returncode == 0, joined.stderr
-    assert f"{complete} complete, {pruned} pruned, 0 failed, 0 running" in joined.stdout
+    assert f"{complete} complete, {pruned} stopped early" in joined.stdout
+    assert "0 failed, 0 running" in joined.stdout
+
+
+def test_a_joining_worker_uses_the_studys_settings(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    autoft.search(_csv(tmp_path), model=str(tiny_bert), space=SPACE, out=out, n_trials=2,
+                  workers=2, device="cpu", validation_size=40, pruner="median", max_length=24,
+                  evals_per_epoch=3, seeds=2, curve_sizes=(0.5,))
+    study = load_study(out)
+    config, _, _ = config_from_study(study, device="cpu")
+    assert (config.pruner, config.max_length, config.evals_per_epoch) == ("median", 24, 3)
+    assert config.followups.seeds == 2 and config.followups.curve_sizes == (0.5,)
+    assert type(config.make_pruner()).__name__ == "MedianPruner"

@@ -1,0 +1,229 @@
+"""Learning curves: validation score against training-set size, per strategy family.
+
+**Like statistics at every size.** A family's curve is fit to one strategy (the one the search
+probed, ``curve_of``) at every size: at the full size the mean of its full-size runs, at each
+smaller size the mean of its probe runs there. (Taking the best of a family's many runs at the
+full size and single probes below would bias the curve upwards.) Each point carries its standard
+error: the standard deviation of its runs over the square root of their number, or the study's
+pooled seed standard deviation for a single run.
+
+**A curve that saturates.** With 3 or more sizes the curve is the power law with an asymptote
+``score(n) = a - b n^(-c)`` (for a metric to minimise, ``a + b n^(-c)``), the usual learning-curve
+model (Hestness et al. 2017, "Deep Learning Scaling is Predictable, Empirically"; Mukherjee et al.
+2003), fit by weighted least squares (``scipy.optimize.curve_fit``) with ``b >= 0`` and
+``0.05 <= c <= 1.5``; with 2 sizes, or when that fit fails, the log-linear ``a + b ln n``; with
+one size, a flat line.
+
+**Its uncertainty** is a parametric bootstrap: the points are redrawn from normal distributions
+with their standard errors and the curve refit 200 times; the 10th and 90th percentiles of the
+refit curves' predictions give an 80% interval. Predictions beyond :data:`MAX_EXTRAPOLATION`
+times the largest size trained on are not made.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autoft.strategies import Family
+from autoft.study.records import TrialRecord
+
+__all__ = ["MAX_EXTRAPOLATION", "LearningCurve", "fit_learning_curves"]
+
+#: Predictions are made up to this multiple of the largest training size measured.
+MAX_EXTRAPOLATION = 4.0
+#: Seed standard deviation assumed for a single run when no strategy was re-seeded.
+DEFAULT_SIGMA = 0.01
+_DRAWS = 200
+
+
+def _power(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return a - b * np.power(n, -c)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """The learning curve of one family.
+
+    Attributes:
+        family: The family.
+        trial: The trial whose strategy the curve follows.
+        points: ``(train_size, mean score, runs, standard error)`` at each size measured.
+        form: ``"power"`` (``a - b n^-c``), ``"log"`` (``a + b ln n``) or ``"flat"``.
+        params: The fit's parameters (``a, b, c``; ``a, b``; ``a``), in the maximise form.
+        sign: +1 for a metric to maximise, -1 to minimise (the fit is on ``sign * score``).
+        bounds: Scores the metric can take (e.g. ``(0, 1)`` for accuracy); predictions are clipped.
+        draws: Bootstrap refits of ``params`` (for the interval).
+    """
+
+    family: Family
+    trial: int
+    points: tuple[tuple[int, float, int, float], ...]
+    form: str
+    params: tuple[float, ...]
+    sign: float = 1.0
+    bounds: tuple[float, float] | None = (0.0, 1.0)
+    draws: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+
+    @property
+    def max_size(self) -> int:
+        """The largest training size measured."""
+        return max(n for n, *_ in self.points)
+
+    def _eval(self, params: Sequence[float], n: float) -> float:
+        if self.form == "power":
+            value = float(_power(np.asarray(float(n)), *params))
+        elif self.form == "log":
+            value = params[0] + params[1] * math.log(max(1.0, n))
+        else:
+            value = params[0]
+        value *= self.sign
+        if self.bounds is not None:
+            value = min(self.bounds[1], max(self.bounds[0], value))
+        return value
+
+    def covers(self, train_size: int) -> bool:
+        """Whether a prediction at ``train_size`` is made: up to :data:`MAX_EXTRAPOLATION` times
+        the largest size measured for a fitted curve; only at the size measured for a flat one
+        (one size says nothing about others)."""
+        if self.form == "flat":
+            return train_size == self.max_size
+        return train_size <= MAX_EXTRAPOLATION * self.max_size
+
+    def predict(self, train_size: int) -> float | None:
+        """Expected validation score with ``train_size`` training examples (None beyond
+        :data:`MAX_EXTRAPOLATION` times the largest size measured)."""
+        if not self.covers(train_size):
+            return None
+        return self._eval(self.params, train_size)
+
+    def interval(self, train_size: int, level: float = 0.8) -> tuple[float, float] | None:
+        """The central ``level`` interval of the bootstrap predictions at ``train_size`` (None
+        without draws or beyond the extrapolation limit)."""
+        if not self.draws or not self.covers(train_size):
+            return None
+        values = np.asarray([self._eval(p, train_size) for p in self.draws])
+        tail = (1 - level) / 2 * 100
+        return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+    def grid(self, steps: int = 24) -> list[list[float | None]]:
+        """``[n, prediction, low, high]`` at ``steps + 1`` sizes spaced evenly in log n from the
+        smallest size measured to the largest one predicted (for plots)."""
+        lo, hi = min(n for n, *_ in self.points), MAX_EXTRAPOLATION * self.max_size
+        out: list[list[float | None]] = []
+        for i in range(steps + 1):
+            n = int(round(lo * (hi / lo) ** (i / steps)))
+            interval = self.interval(n)
+            out.append([n, self.predict(n), *(interval if interval else (None, None))])
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the bootstrap draws summarised by :meth:`grid`)."""
+        return {"family": str(self.family), "trial": self.trial,
+                "points": [list(p) for p in self.points], "form": self.form,
+                "params": list(self.params), "max_size": self.max_size,
+                "max_prediction_size": int(MAX_EXTRAPOLATION * self.max_size),
+                "grid": self.grid() if len(self.points) > 1 else []}
+
+
+def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> tuple[str, tuple[float, ...]]:
+    """Fit the maximise-form curve to points; the form depends on how many sizes there are."""
+    if len(ns) == 1:
+        return "flat", (float(ys[0]),)
+    if len(ns) >= 3:
+        from scipy.optimize import curve_fit
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                top = float(ys.max())
+                b0 = max(1e-3, (top + 0.02 - float(ys[0])) * float(ns[0]) ** 0.5)
+                params, _ = curve_fit(
+                    _power, ns, ys, p0=(top + 0.02, b0, 0.5), sigma=sigma, absolute_sigma=True,
+                    bounds=([-np.inf, 0.0, 0.05], [np.inf, np.inf, 1.5]), maxfev=5000)
+            if np.all(np.isfinite(params)):
+                return "power", tuple(float(p) for p in params)
+        except (RuntimeError, ValueError):
+            pass
+    slope, intercept = np.polyfit(np.log(ns), ys, 1, w=1.0 / sigma)
+    return "log", (float(intercept), float(slope))
+
+
+def fit_learning_curves(
+    records: Sequence[TrialRecord],
+    *,
+    direction: str = "maximize",
+    pooled_sigma: float | None = None,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+    seed: int = 0,
+) -> dict[Family, LearningCurve]:
+    """One learning curve per family that the search probed at smaller sizes, and a flat curve
+    for every other family that trained to the end at full size.
+
+    Args:
+        records: The study's records.
+        direction: ``"maximize"`` or ``"minimize"`` (the metric's direction).
+        pooled_sigma: Seed standard deviation for single-run points (the study's pooled one);
+            None for :data:`DEFAULT_SIGMA`.
+        bounds: Scores the metric can take; None for unbounded metrics. Default ``(0, 1)``.
+        seed: Seed of the bootstrap. Default 0.
+    """
+    sign = -1.0 if direction == "minimize" else 1.0
+    sigma1 = pooled_sigma if pooled_sigma and pooled_sigma > 0 else DEFAULT_SIGMA
+    done = [r for r in records if r.finished]
+    by_number = {r.number: r for r in records}
+    full: dict[str, list[float]] = {}
+    for r in done:
+        if not r.is_probe:
+            full.setdefault(r.key, []).append(float(r.score or 0.0))
+    sources: dict[int, dict[int, list[float]]] = {}
+    for r in done:
+        if r.is_probe and r.curve_of in by_number and r.train_size:
+            sources.setdefault(int(r.curve_of), {}).setdefault(int(r.train_size), []).append(
+                float(r.score or 0.0))
+    rng = np.random.default_rng(seed)
+    curves: dict[Family, LearningCurve] = {}
+
+    def point(n: int, scores: list[float]) -> tuple[int, float, int, float]:
+        se = (statistics.stdev(scores) if len(scores) > 1 else sigma1) / math.sqrt(len(scores))
+        return (n, statistics.fmean(scores), len(scores), max(se, 1e-4))
+
+    for number, sizes in sorted(sources.items()):
+        source = by_number[number]
+        if source.key not in full or not source.train_size:
+            continue
+        pts = sorted([point(int(n), s) for n, s in sizes.items()]
+                     + [point(int(source.train_size), full[source.key])])
+        fam = source.family()
+        if fam in curves and len(curves[fam].points) > len(pts):
+            continue
+        ns = np.asarray([p[0] for p in pts], dtype=float)
+        ys = sign * np.asarray([p[1] for p in pts])
+        sig = np.asarray([p[3] for p in pts])
+        form, params = _fit(ns, ys, sig)
+        draws = []
+        for _ in range(_DRAWS):
+            f2, p2 = _fit(ns, ys + rng.normal(0.0, sig), sig)
+            if f2 == form:
+                draws.append(p2)
+        curves[fam] = LearningCurve(fam, number, tuple(pts), form, params, sign, bounds,
+                                    tuple(draws))
+    for r in done:  # families never probed: a flat line at the mean of their best strategy
+        if r.is_probe or not r.train_size:
+            continue
+        fam = r.family()
+        if fam in curves:
+            continue
+        keys = {o.key for o in done if not o.is_probe and o.family() == fam}
+        top = max(keys, key=lambda k: sign * statistics.fmean(full[k]))
+        first = min((o for o in done if o.key == top and not o.is_probe), key=lambda o: o.number)
+        pts = (point(int(first.train_size or 0), full[top]),)
+        curves[fam] = LearningCurve(fam, first.number, pts, "flat", (sign * pts[0][1],), sign,
+                                    bounds)
+    return curves

@@ -1,0 +1,505 @@
+"""Turning any supported input into :class:`TaskData`: validated texts, labels and splits.
+
+Rules (the README's data section states them too):
+
+* **Labels as written.** A task kind (:mod:`autoft.tasks`) reads the label column; for
+  classification, labels keep the form they are written in (``"007"`` stays ``"007"``).
+* **Blank texts** (empty, whitespace-only or missing) are dropped with one warning that gives
+  their count and row numbers; the report's data section shows them.
+* **Splits.** A ``DatasetDict`` or dict of tables may hold ``train``, a validation split (the
+  first of :data:`VALIDATION_SPLIT_NAMES` present, or ``validation_split=``) and a test split
+  (:data:`TEST_SPLIT_NAMES`, or ``test_split=``); other splits are left unused with a warning that
+  names them. Without a validation split, a seeded stratified split of the training data is made
+  that keeps identical texts on one side.
+* **Duplicates.** Texts shared by the training split and a given validation or test split, and
+  identical texts with different labels, are counted, warned about with examples, and shown in
+  the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from autoft.data.columns import guess_columns, label_values, resolve_column, text_values
+from autoft.data.sources import Table, to_tables
+from autoft.errors import DataError
+from autoft.tasks import LabelInfo, TaskKind, task_kind
+
+__all__ = ["TEST_SPLIT_NAMES", "VALIDATION_SPLIT_NAMES", "Split", "TaskData", "load_task_data"]
+
+logger = logging.getLogger(__name__)
+
+#: Split names recognised as the validation split of a ``DatasetDict``, in order of preference.
+VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "dev", "eval", "validation_matched",
+                          "dev_matched")
+#: Split names recognised as the test split, in order of preference.
+TEST_SPLIT_NAMES = ("test", "test_matched")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a task.
+
+    Attributes:
+        texts: The first text of each example, length N.
+        text_pairs: The second text of each example for sentence-pair tasks (length N), else None.
+        labels: Encoded labels, shape ``(N,)`` (class ids, int64, for classification).
+    """
+
+    texts: list[str]
+    text_pairs: list[str] | None
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Split:
+        """Return the examples at ``indices`` (in that order) as a new split."""
+        idx = [int(i) for i in indices]
+        return Split(
+            texts=[self.texts[i] for i in idx],
+            text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in idx],
+            labels=self.labels[np.asarray(idx, dtype=np.int64)],
+        )
+
+    def keys(self) -> list[tuple[str, str]]:
+        """``(text, pair)`` of each example: identical inputs have equal keys."""
+        pairs = self.text_pairs or [""] * len(self.texts)
+        return list(zip(self.texts, pairs))
+
+    def class_counts(self, num_labels: int) -> list[int]:
+        """Number of examples of each class ``0..num_labels-1`` (classification)."""
+        return np.bincount(self.labels, minlength=num_labels).tolist()
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A validated task: splits, labels and where they came from.
+
+    Attributes:
+        train: The split the trials fine-tune on.
+        validation: The split each trial is evaluated on (the search's objective).
+        test: An optional labelled held-out split, never used by the search itself.
+        labels: The label vocabulary (:class:`~autoft.tasks.LabelInfo`).
+        text_column: Name of the (first) text column in the input.
+        text_pair_column: Name of the second text column for sentence-pair tasks, else None.
+        label_column: Name of the label column in the input.
+        validation_source: ``"given"`` when the input had a validation split, ``"split"`` when
+            autoft made a seeded stratified split of the training data.
+        source: The input file's path when the data came from a file, else a short description.
+        task: The task kind's name (see :mod:`autoft.tasks`). Default ``"classification"``.
+        checks: What the data checks found (dropped blank texts, duplicates, label spaces), for
+            the report.
+    """
+
+    train: Split
+    validation: Split
+    test: Split | None
+    labels: LabelInfo
+    text_column: str
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    validation_source: str = "given"
+    source: str | None = None
+    task: str = "classification"
+    checks: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def kind(self) -> TaskKind:
+        """The task kind object."""
+        return task_kind(self.task)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Label name of each class id (empty for tasks without classes)."""
+        return dict(self.labels.id2label or {})
+
+    @property
+    def num_labels(self) -> int:
+        """Number of model outputs (classes K for classification)."""
+        return self.kind.num_outputs(self.labels)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """Class id of each label name (the inverse of ``id2label``)."""
+        return {name: i for i, name in self.id2label.items()}
+
+    @property
+    def is_pair(self) -> bool:
+        """True for sentence-pair tasks (two text columns)."""
+        return self.text_pair_column is not None
+
+    @cached_property
+    def _fingerprints(self) -> dict[str, str]:
+        out = {}
+        for name, split in (("train", self.train), ("validation", self.validation),
+                            ("test", self.test)):
+            h = hashlib.sha256()
+            h.update(f"{self.task}\x00{sorted((self.labels.id2label or {}).items())!r}".encode())
+            if split is not None:
+                for text, pair in split.keys():
+                    h.update(text.encode())
+                    h.update(b"\x1f")
+                    h.update(pair.encode())
+                    h.update(b"\x1e")
+                h.update(np.ascontiguousarray(split.labels).tobytes())
+            out[name] = h.hexdigest()
+        return out
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest of the training and validation splits (texts, labels, label names).
+
+        Two ``TaskData`` with the same fingerprint train and validate on the same examples in the
+        same order, so a study keyed by it never mixes data sets. The test split is left out: a
+        resumed study may gain or change its test file (see :meth:`test_fingerprint`).
+        """
+        h = hashlib.sha256(f"{self._fingerprints['train']}:{self._fingerprints['validation']}"
+                           .encode())
+        return h.hexdigest()
+
+    def test_fingerprint(self) -> str | None:
+        """SHA-256 hex digest of the test split, or None without one."""
+        return None if self.test is None else self._fingerprints["test"]
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes, label statistics, columns and data checks as a JSON-serialisable dict (stored
+        in the study)."""
+        kind = self.kind
+        return {
+            "task": self.task,
+            "source": self.source,
+            "text_column": self.text_column,
+            "text_pair_column": self.text_pair_column,
+            "label_column": self.label_column,
+            "id2label": {str(i): name for i, name in self.id2label.items()},
+            "label_type": self.labels.label_type,
+            "num_labels": self.num_labels,
+            "train_size": len(self.train),
+            "validation_size": len(self.validation),
+            "test_size": None if self.test is None else len(self.test),
+            "validation_source": self.validation_source,
+            "train_class_counts": kind.summary(self.train.labels, self.labels),
+            "validation_class_counts": kind.summary(self.validation.labels, self.labels),
+            "fingerprint": self.fingerprint(),
+            "test_fingerprint": self.test_fingerprint(),
+            "checks": self.checks,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Rows to splits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RawSplit:
+    texts: list[str]
+    pairs: list[str] | None
+    labels: list[Any]
+    source: str
+    dropped_rows: list[int] = field(default_factory=list)
+
+    def keys(self) -> list[tuple[str, str]]:
+        return list(zip(self.texts, self.pairs or [""] * len(self.texts)))
+
+
+def _raw_split(table: Table, text: str, pair: str | None, label: str, role: str,
+               kind: TaskKind) -> _RawSplit:
+    frame, source = table.frame, f"the {role} data ({table.source})"
+    text_c = resolve_column(frame, text, "text", source)
+    pair_c = None if pair is None else resolve_column(frame, pair, "text-pair", source)
+    label_c = resolve_column(frame, label, "label", source)
+    if len({text_c, pair_c, label_c} - {None}) < (3 if pair_c else 2):
+        raise DataError(
+            f"the text, text-pair and label columns of {source} must differ; got text={text_c!r}, "
+            f"text_pair={pair_c!r}, label={label_c!r}"
+        )
+    texts = text_values(frame, text_c, source)
+    pairs = None if pair_c is None else text_values(frame, pair_c, source)
+    blank = [i for i, t in enumerate(texts) if t is None or (pairs is not None and pairs[i] is None)]
+    keep = [i for i in range(len(texts)) if i not in set(blank)]
+    if blank:
+        shown = ", ".join(str(i) for i in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        logger.warning(
+            "%s: %d rows with a blank or missing text were dropped (rows %s; 0-based, header "
+            "excluded)", source, len(blank), shown)
+    if not keep:
+        raise DataError(f"every text of {source} is blank; give texts in column {text_c!r}")
+    values = label_values(frame, label_c, source)
+    parsed = kind.parse([values[i] for i in keep], label_c, source,
+                        table.class_names.get(label_c))
+    return _RawSplit(
+        texts=[texts[i] for i in keep],  # type: ignore[misc]
+        pairs=None if pairs is None else [pairs[i] for i in keep],  # type: ignore[misc]
+        labels=parsed,
+        source=source,
+        dropped_rows=blank,
+    )
+
+
+def _is_unlabelled(labels: list[Any]) -> bool:
+    """GLUE-style test splits mark missing labels with -1."""
+    return all(str(v) == "-1" for v in labels)
+
+
+def _grouped_stratified_split(
+    raw: _RawSplit, size: float | int, seed: int, kind: TaskKind
+) -> tuple[_RawSplit, _RawSplit]:
+    """Split off a validation part, stratified by label, with identical texts kept on one side.
+
+    Identical inputs (same text and pair) form one group; the groups are split with scikit-learn's
+    ``train_test_split`` stratified by each group's first label, so the validation part never
+    holds a copy of a training example. With duplicates the validation part's size is met
+    approximately (whole groups move).
+    """
+    from sklearn.model_selection import train_test_split
+
+    n = len(raw.texts)
+    keys = raw.keys()
+    group_of: dict[tuple[str, str], int] = {}
+    groups = np.array([group_of.setdefault(k, len(group_of)) for k in keys])
+    first_label: dict[int, Any] = {}
+    for g, label in zip(groups.tolist(), raw.labels):
+        first_label.setdefault(g, label)
+    n_groups = len(group_of)
+    strata = None
+    group_labels = [first_label[g] for g in range(n_groups)]
+    if kind.stratify(np.asarray([str(v) for v in raw.labels])) is not None:
+        counts = Counter(group_labels)
+        rare = [k for k, c in counts.items() if c < 2]
+        if rare:
+            raise DataError(
+                f"class {rare[0]!r} has only 1 distinct text in {raw.source}; a stratified "
+                "validation split needs at least 2 per class. Add examples, drop the class, or "
+                "give a validation split"
+            )
+        strata = np.asarray([str(v) for v in group_labels])
+        n_classes = len(counts)
+    else:
+        n_classes = 1
+    n_val = int(round(size * n)) if isinstance(size, float) else int(size)
+    # the same share of the groups as of the rows (at least one group per class)
+    n_val_groups = max(n_classes, int(round(n_val * n_groups / n))) if n_val >= n_classes else n_val
+    if not n_classes <= n_val_groups <= n_groups - n_classes:
+        raise DataError(
+            f"validation_size={size!r} gives {n_val} validation rows out of {n} ({n_groups} "
+            f"distinct texts); it must leave at least one example of each of the {n_classes} "
+            "classes on both sides"
+        )
+    g_train, g_val = train_test_split(np.arange(n_groups), test_size=n_val_groups,
+                                      random_state=seed, stratify=strata)
+    in_val = np.zeros(n_groups, dtype=bool)
+    in_val[g_val] = True
+
+    def take(mask: np.ndarray, what: str) -> _RawSplit:
+        order = np.flatnonzero(mask).tolist()
+        return _RawSplit(
+            texts=[raw.texts[i] for i in order],
+            pairs=None if raw.pairs is None else [raw.pairs[i] for i in order],
+            labels=[raw.labels[i] for i in order],
+            source=f"{raw.source} ({what} part)",
+        )
+
+    row_val = in_val[groups]
+    return take(~row_val, "training"), take(row_val, "validation")
+
+
+def _examples(keys: Sequence[tuple[str, str]], limit: int = 3) -> list[str]:
+    return [(t if not p else f"{t} / {p}")[:60] for t, p in list(keys)[:limit]]
+
+
+def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[str, Any]:
+    """Duplicate and conflicting texts, warned about once each with counts and examples."""
+    checks: dict[str, Any] = {}
+    train_keys = train.keys()
+    counts = Counter(train_keys)
+    repeated = {k: c for k, c in counts.items() if c > 1}
+    labels_of: dict[tuple[str, str], set[Any]] = {}
+    for k, label in zip(train_keys, train.labels):
+        labels_of.setdefault(k, set()).add(label)
+    conflicting = [k for k, labels in labels_of.items() if len(labels) > 1]
+    checks["train_duplicate_rows"] = sum(c - 1 for c in repeated.values())
+    checks["conflicting_label_texts"] = len(conflicting)
+    if conflicting:
+        logger.warning(
+            "%d texts of the training data appear with different labels (e.g. %s); a model cannot "
+            "fit both, so the best reachable score is below 1", len(conflicting),
+            _examples(conflicting))
+    train_set = set(train_keys)
+    for role, other in others.items():
+        if other is None:
+            continue
+        shared = [k for k in dict.fromkeys(other.keys()) if k in train_set]
+        checks[f"{role}_texts_in_train"] = len(shared)
+        if shared:
+            logger.warning(
+                "%d distinct texts of the %s data also occur in the training data (e.g. %s); "
+                "scores on them overstate how the model does on new texts", len(shared), role,
+                _examples(shared))
+    return checks
+
+
+def _pick_split(tables: dict[str, Table], given: str | None, names: Sequence[str],
+                what: str) -> str | None:
+    if given is not None:
+        if given not in tables:
+            raise DataError(f"{what}_split={given!r} is not a split of the data; its splits are "
+                            f"{sorted(tables)}")
+        return given
+    return next((k for k in names if k in tables), None)
+
+
+def load_task_data(
+    data: Any,
+    *,
+    validation: Any = None,
+    test: Any = None,
+    text_column: str | int | None = None,
+    text_pair_column: str | int | None = None,
+    label_column: str | int | None = None,
+    validation_size: float | int = 0.2,
+    seed: int = 0,
+    task: str = "classification",
+    encoding: str = "utf-8",
+    validation_split: str | None = None,
+    test_split: str | None = None,
+) -> TaskData:
+    """Validate a dataset and turn it into :class:`TaskData`.
+
+    Args:
+        data: The training data, or a ``DatasetDict``/dict of splits holding ``train`` and
+            optionally a validation and a test split. A ``datasets.Dataset``/``DatasetDict``, a
+            ``pandas.DataFrame``, a path to a CSV/TSV/JSONL/JSON/Parquet file, or a
+            ``(texts, labels)`` / ``(texts, text_pairs, labels)`` tuple.
+        validation: Separate validation data of any supported type; overrides a validation split
+            inside ``data``. Default None.
+        test: Separate labelled test data of any supported type. Default None (the test split
+            inside ``data`` when there is one; a test split whose labels are all -1 is dropped as
+            unlabelled).
+        text_column: Name (or 0-based position) of the text column. Default None: the first of
+            :data:`~autoft.data.columns.TEXT_COLUMN_NAMES` present, else the string column with
+            the longest texts.
+        text_pair_column: Name or position of the second text column for sentence-pair tasks.
+            Default None: a known pair such as ``sentence1``/``sentence2`` when both are present.
+        label_column: Name or position of the label column. Default None: the first of
+            :data:`~autoft.data.columns.LABEL_COLUMN_NAMES` present, else the complete column
+            with the fewest distinct values.
+        validation_size: When no validation data is given, the fraction (float in (0, 1)) or the
+            number of rows (int) of the training data held out, by a stratified split that keeps
+            identical texts on one side. Default 0.2.
+        seed: Seed of that split. Default 0.
+        task: The task kind (see :mod:`autoft.tasks`). Default ``"classification"``.
+        encoding: Text encoding of data files. Default ``"utf-8"``.
+        validation_split, test_split: Names of the validation and test splits of a
+            ``DatasetDict`` or dict of splits. Default None: the first of
+            :data:`VALIDATION_SPLIT_NAMES` / :data:`TEST_SPLIT_NAMES` present.
+
+    Returns:
+        The validated task.
+
+    Raises:
+        DataError: Unsupported input type, unreadable file, missing or ambiguous column, only
+            blank texts, a label the task kind cannot take, fewer than 2 classes, a validation or
+            test label absent from the training data, or a split too small to stratify.
+    """
+    if isinstance(validation_size, bool) or not (
+        (isinstance(validation_size, float) and 0.0 < validation_size < 1.0)
+        or (isinstance(validation_size, int) and validation_size > 0)
+    ):
+        raise DataError(
+            f"validation_size={validation_size!r} must be a fraction in (0, 1) or a positive "
+            "number of rows"
+        )
+    try:
+        kind = task_kind(task)
+    except Exception as exc:
+        raise DataError(str(exc)) from None
+    tables = to_tables(data, "data", encoding)
+    if "train" not in tables:
+        raise DataError(f"data has splits {sorted(tables)} but no 'train' split to fine-tune on")
+    train_table = tables["train"]
+    val_key = None if validation is not None else _pick_split(
+        tables, validation_split, VALIDATION_SPLIT_NAMES, "validation")
+    test_key = None if test is not None else _pick_split(tables, test_split, TEST_SPLIT_NAMES,
+                                                         "test")
+    unused = sorted(set(tables) - {"train", val_key, test_key})
+    if unused:
+        logger.warning(
+            "the data's splits %s are not used (training on 'train', validating on %s, testing "
+            "on %s); name others with validation_split= / test_split=", unused,
+            repr(val_key) if val_key else "a split of 'train'" if validation is None
+            else "the given validation data", repr(test_key) if test_key else "none")
+    val_table = tables[val_key] if val_key else None
+    test_table = tables[test_key] if test_key else None
+    if validation is not None:
+        val_table = next(iter(to_tables(validation, "validation", encoding).values()))
+    if test is not None:
+        test_table = next(iter(to_tables(test, "test", encoding).values()))
+
+    frame = train_table.frame
+    source = f"the training data ({train_table.source})"
+    if text_column is None or label_column is None:
+        g_text, g_pair, g_label = guess_columns(frame, source)
+        if text_pair_column is None and text_column is None:
+            text_pair_column = g_pair
+        text_column = g_text if text_column is None else text_column
+        label_column = g_label if label_column is None else label_column
+    text_c = resolve_column(frame, text_column, "text", source)
+    pair_c = (None if text_pair_column is None
+              else resolve_column(frame, text_pair_column, "text-pair", source))
+    label_c = resolve_column(frame, label_column, "label", source)
+
+    raw_train = _raw_split(train_table, text_c, pair_c, label_c, "training", kind)
+    raw_val = None if val_table is None else _raw_split(
+        val_table, text_c, pair_c, label_c, "validation", kind)
+    raw_test = None if test_table is None else _raw_split(
+        test_table, text_c, pair_c, label_c, "test", kind)
+    if raw_test is not None and _is_unlabelled(raw_test.labels):
+        logger.warning("the test split's labels are all -1 (unlabelled); it is not used")
+        raw_test = None
+
+    checks: dict[str, Any] = {
+        "blank_texts_dropped": {role: r.dropped_rows[:50] + (["..."] if len(r.dropped_rows) > 50
+                                                             else [])
+                                for role, r in (("train", raw_train), ("validation", raw_val),
+                                                ("test", raw_test))
+                                if r is not None and r.dropped_rows},
+    }
+    validation_source = "given"
+    if raw_val is None:
+        checks.update(_data_checks(raw_train, {}))
+        raw_train, raw_val = _grouped_stratified_split(raw_train, validation_size, seed, kind)
+        validation_source = "split"
+    else:
+        checks.update(_data_checks(raw_train, {"validation": raw_val, "test": raw_test}))
+    if raw_test is not None and validation_source == "split":
+        checks.update({k: v for k, v in _data_checks(raw_train, {"test": raw_test}).items()
+                       if k.startswith("test")})
+
+    info = kind.fit(raw_train.labels, train_table.class_names.get(label_c))
+
+    def split(raw: _RawSplit, role: str) -> Split:
+        return Split(texts=raw.texts, text_pairs=raw.pairs,
+                     labels=kind.encode(raw.labels, info, raw.source, role))
+
+    return TaskData(
+        train=split(raw_train, "training"),
+        validation=split(raw_val, "validation"),
+        test=None if raw_test is None else split(raw_test, "test"),
+        labels=info,
+        text_column=text_c,
+        text_pair_column=pair_c,
+        label_column=label_c,
+        validation_source=validation_source,
+        source=train_table.source,
+        task=kind.name,
+        checks=checks,
+    )

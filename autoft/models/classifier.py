@@ -1,0 +1,93 @@
+"""The trainable model of a trial: a backbone encoder, a pooling and a head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoft.errors import StrategyError
+from autoft.models.adapter import BackboneAdapter, BackboneParts, adapter_for
+from autoft.models.heads import build_head, pool
+from autoft.strategies.base import POOLINGS, Head
+
+__all__ = ["AutoftClassifier"]
+
+
+class AutoftClassifier(nn.Module):
+    """A backbone encoder, a pooling and a head.
+
+    Args:
+        encoder: A Hugging Face ``AutoModel`` encoder of a supported architecture.
+        num_outputs: Width K of the output (classes).
+        head: Shape of the head.
+        pooling: ``"cls"`` or ``"mean"``.
+
+    ``forward(input_ids, attention_mask, token_type_ids=None)`` takes ``(B, T)`` integer tensors and
+    returns ``(B, K)``; ``forward(attention_mask=..., hidden=...)`` takes the cached hidden states
+    after the ``cached_layers`` bottom blocks ``(B, T, H)`` instead and runs only the blocks above.
+
+    Raises:
+        StrategyError: Unknown pooling.
+        UnsupportedArchitectureError: No adapter handles the encoder.
+    """
+
+    def __init__(self, encoder: nn.Module, num_outputs: int, head: Head, pooling: str) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise StrategyError(f"pooling={pooling!r} must be one of {POOLINGS}")
+        self.encoder = encoder
+        self.adapter: BackboneAdapter = adapter_for(encoder)
+        self.parts: BackboneParts = self.adapter.parts(encoder)
+        self.pooling = pooling
+        config: Any = encoder.config
+        self.head = build_head(int(config.hidden_size), num_outputs, head)
+        self._frozen: list[nn.Module] = []
+        #: Bottom blocks whose outputs ``forward(hidden=...)`` receives (set by the trainer).
+        self.cached_layers = 0
+        self._suffix: Any = None  # blocks above the cached prefix (a view sharing the weights)
+
+    def set_frozen(self, modules: Sequence[nn.Module]) -> None:
+        """Freeze ``modules`` (no gradients, always in eval mode); earlier frozen modules are
+        unfrozen first."""
+        for module in self._frozen:
+            module.requires_grad_(True)
+        self._frozen = list(modules)
+        for module in self._frozen:
+            module.requires_grad_(False)
+            module.eval()
+
+    def train(self, mode: bool = True) -> AutoftClassifier:
+        """Set train/eval mode; frozen modules always stay in eval mode."""
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        if self._suffix is not None:
+            self._suffix.train(mode)
+        return self
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Outputs ``(B, K)`` from token ids ``(B, T)``, or from cached ``hidden`` states."""
+        if attention_mask is None:
+            raise StrategyError("attention_mask is required")
+        if hidden is not None:
+            if self.cached_layers == 0:
+                raise StrategyError("cached hidden states need cached_layers >= 1")
+            if self._suffix is None:
+                self._suffix = self.adapter.suffix(self.encoder, self.cached_layers)
+                self._suffix.train(self.training)
+            hidden = self._suffix(hidden, attention_mask)  # (B, T, H)
+        else:
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
+        return self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)

@@ -1,0 +1,336 @@
+"""The follow-up trials of a search: re-seeded leaders and smaller training sets.
+
+From the moment a search run enters its follow-up phase (see :func:`followups_due`), it plans the
+follow-ups again after every trial, so that every strategy that becomes a leader at any time (after
+the re-seeds, on a resumed run, found by another worker) is re-seeded before it can be recommended:
+
+* **re-seeds**: the ``top_k`` best strategies so far (by mean score over their runs) again with new
+  seeds, until each has ``seeds`` runs, so that the recommendation compares strategies on equal
+  evidence (see :mod:`autoft.analysis.recommend`). They run round-robin: every leader gets its
+  second seed before any gets its third.
+* **learning-curve probes**: the best strategy of the leading families (always including full
+  fine-tuning and the head-only family when they were tried) on smaller nested, stratified subsets
+  of the training split (``curve_sizes``), then, budget allowing, the same probes with more seeds,
+  so that each point of a learning curve is a mean like the full-size one.
+
+Follow-ups are never pruned and do not report to the pruner (a probe's score on 10% of the data
+says nothing about the pruner's rungs). A probe suggests no parameters (its strategy is stored with
+it), so the sampler never mistakes a small-data score for its strategy's. Every planned follow-up
+has an id (``reseed:N:i``, ``curve:N:n``, ``curve:N:n:i``) and a copy whose id an earlier trial
+holds is skipped when it starts (two workers may plan the same follow-ups at once). With only a
+trial count, follow-ups take at most :data:`MAX_SHARE` of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autoft.analysis.recommend import Group, group_runs
+from autoft.study.records import Attr, TrialRecord, trial_records
+
+__all__ = [
+    "MAX_SHARE",
+    "MIN_PROBE_SIZE",
+    "PLANNED_STRATEGY",
+    "FollowupSettings",
+    "enqueue_followups",
+    "estimate_seconds",
+    "followups_due",
+    "is_duplicate_followup",
+    "nested_subset",
+    "plan_followups",
+    "resolve_sizes",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Fewest training examples a learning-curve probe trains on.
+MIN_PROBE_SIZE = 32
+#: Largest share of a time budget, or of a trial count, the follow-ups may claim.
+MAX_SHARE = 0.5
+PLANNED_PARAMS = Attr.PLANNED_PARAMS
+#: User attribute holding a probe's strategy (a probe suggests no parameters).
+PLANNED_STRATEGY = Attr.PLANNED_STRATEGY
+
+Plan = tuple[dict[str, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FollowupSettings:
+    """What the follow-up phase does.
+
+    Attributes:
+        seeds: Runs wanted for each leading strategy (1 disables re-seeding). Default 3.
+        top_k: How many of the best strategies are re-seeded. Default 3.
+        curve_sizes: Training-set sizes of the learning-curve probes: fractions of the training
+            split (floats < 1) or example counts (ints); empty disables. Default (0.1, 0.3).
+        reserve: Least share of the time budget kept for the follow-ups. Default 0.25.
+        curve_families: Leading families probed (plus full fine-tuning and head-only). Default 4.
+    """
+
+    seeds: int = 3
+    top_k: int = 3
+    curve_sizes: tuple[float | int, ...] = (0.1, 0.3)
+    reserve: float = 0.25
+    curve_families: int = 4
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is anything to follow up."""
+        return self.seeds > 1 or bool(self.curve_sizes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form stored in the study (``autoft_followups``)."""
+        return {"seeds": self.seeds, "top_k": self.top_k, "curve_sizes": list(self.curve_sizes),
+                "reserve": self.reserve}
+
+    @classmethod
+    def from_dict(cls, stored: Any) -> FollowupSettings:
+        """The settings a search stored in its study (the defaults for a study without them)."""
+        if not isinstance(stored, dict):
+            return cls()
+        kwargs: dict[str, Any] = {k: stored[k] for k in ("seeds", "top_k", "reserve")
+                                  if k in stored}
+        if "curve_sizes" in stored:
+            kwargs["curve_sizes"] = tuple(stored["curve_sizes"])
+        return cls(**kwargs)
+
+
+def resolve_sizes(curve_sizes: Sequence[float | int], train_size: int) -> list[int]:
+    """Turn fractions (floats in (0, 1)) and counts (ints) into sorted example counts below the
+    full training size (at least :data:`MIN_PROBE_SIZE`)."""
+    sizes = set()
+    for size in curve_sizes:
+        n = int(round(size * train_size)) if isinstance(size, float) and size < 1 else int(size)
+        if MIN_PROBE_SIZE <= n < train_size:
+            sizes.add(n)
+    return sorted(sizes)
+
+
+def nested_subset(labels: np.ndarray, size: int, seed: int, stratify: bool = True) -> np.ndarray:
+    """Indices of a subset of ``size`` examples; smaller sizes are prefixes of larger ones.
+
+    Stratified: each class is shuffled (seeded); every example gets the key (rank in its class +
+    0.5) / (class size), and the examples are taken in key order, so each prefix holds the classes
+    in their proportions. Not stratified: a seeded shuffle.
+
+    Args:
+        labels: Label of each example, shape ``(N,)``.
+        size: Examples wanted, ``1 <= size <= N``.
+        seed: Seed of the shuffles.
+        stratify: Keep the class proportions (classification). Default True.
+
+    Returns:
+        Sorted indices, shape ``(size,)``.
+    """
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        return np.sort(rng.permutation(len(labels))[:size])
+    keys = np.empty(len(labels), dtype=np.float64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        perm = rng.permutation(idx)
+        keys[perm] = (np.arange(len(perm)) + 0.5) / len(perm)
+    order = np.lexsort((rng.random(len(labels)), keys))
+    return np.sort(order[:size])
+
+
+def _taken(records: Sequence[TrialRecord]) -> set[str]:
+    """Follow-up ids held by trials that ran, run or wait (failed ones may run again)."""
+    return {r.followup_id for r in records if r.followup_id
+            and r.status not in ("failed", "interrupted")}
+
+
+def plan_followups(
+    trials: Sequence[FrozenTrial],
+    num_layers: int,
+    train_size: int,
+    settings: FollowupSettings = FollowupSettings(),
+    direction: str = "maximize",
+) -> list[Plan]:
+    """The follow-up trials still missing, as ``(params, user_attrs)`` for ``enqueue_trial``, in
+    the order they should run: re-seeds round-robin, probes, then probe re-seeds.
+
+    Args:
+        trials: All trials of the study.
+        num_layers: The backbone's block count L.
+        train_size: Examples in the full training split.
+        settings: What to follow up.
+        direction: The metric's direction.
+    """
+    records = trial_records(list(trials))
+    params_of = {t.number: {**t.user_attrs.get(PLANNED_PARAMS, {}), **t.params} for t in trials}
+    taken = _taken(records)
+    groups = group_runs(records, direction)
+    plans: list[Plan] = []
+    # re-seeds of the leaders: the best means, whatever their evidence
+    top = groups[:settings.top_k]
+    missing: dict[int, list[str]] = {}
+    for g in top:
+        ids = [f"reseed:{g.trial_number}:{i}" for i in range(1, settings.seeds)]
+        have = g.n + sum(1 for r in records if r.reseed_of == g.trial_number
+                         and r.status in ("waiting", "running"))
+        free = [i for i in ids if i not in taken]
+        missing[g.trial_number] = free[:max(0, settings.seeds - have)]
+    for round_ in range(max((len(v) for v in missing.values()), default=0)):
+        for g in top:
+            if len(missing[g.trial_number]) > round_:
+                params = params_of.get(g.trial_number, {})
+                plans.append((dict(params), {
+                    Attr.PURPOSE: "reseed", Attr.RESEED_OF: g.trial_number,
+                    Attr.FOLLOWUP_ID: missing[g.trial_number][round_], PLANNED_PARAMS: params}))
+    # learning-curve probes of the leading families, then their re-seeds
+    sizes = resolve_sizes(settings.curve_sizes, train_size)
+    sources = _curve_sources(groups, num_layers, settings)
+    for extra in range(settings.seeds if sizes else 0):
+        for g in sources:
+            for n in sizes:
+                key = f"curve:{g.trial_number}:{n}" + (f":{extra}" if extra else "")
+                if key in taken:
+                    continue
+                plans.append(({}, {
+                    Attr.PURPOSE: "learning_curve", Attr.CURVE_OF: g.trial_number,
+                    Attr.TRAIN_SIZE: n, Attr.FOLLOWUP_ID: key, PLANNED_STRATEGY: g.strategy}))
+    return plans
+
+
+def _curve_sources(groups: list[Group], num_layers: int,
+                   settings: FollowupSettings) -> list[Group]:
+    """The strategy probed per family: the family's best confirmed strategy (else its best)."""
+    from autoft.strategies import Strategy
+
+    best: dict[Any, Group] = {}
+    for g in sorted(groups, key=lambda g: g.n < settings.seeds):  # confirmed first, best first
+        best.setdefault(Strategy.from_dict(g.strategy).family(), g)
+    order = sorted(best.items(), key=lambda kv: groups.index(kv[1]))
+    leading = [fam for fam, _ in order[:settings.curve_families]]
+    leading += [fam for fam, _ in order if fam.frozen_layers in (0, num_layers)
+                and fam not in leading]
+    return [best[fam] for fam in leading]
+
+
+def estimate_seconds(trials: Sequence[FrozenTrial], plans: Sequence[Plan],
+                     train_size: int) -> float:
+    """Estimated wall-clock seconds of running ``plans`` (from :func:`plan_followups`).
+
+    A re-seed costs what the strategy's runs took (median, without the cache fill); a probe on
+    ``n`` examples costs the source's training seconds scaled by ``n / train_size``, plus its
+    evaluation seconds (the validation split does not shrink).
+    """
+    records = {r.number: r for r in trial_records(list(trials))}
+    total = 0.0
+    for _, attrs in plans:
+        source = records.get(attrs.get(Attr.RESEED_OF, attrs.get(Attr.CURVE_OF)))
+        if source is None:
+            continue
+        if attrs.get(Attr.PURPOSE) == "learning_curve":
+            train = float(source.train_seconds or source.seconds or 0.0)
+            evals = float(source.eval_seconds or 0.0)
+            total += train * attrs[Attr.TRAIN_SIZE] / max(train_size, 1) + evals
+        else:
+            total += float(source.cost_seconds or 0.0)
+    return total
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """Whether a trial counts toward ``n_trials``: it finished and trained (not interrupted, not
+    a skipped duplicate follow-up, not skipped for lack of time)."""
+    from autoft.study.storage import is_interrupted
+
+    return (trial.state.is_finished() and not is_interrupted(trial)
+            and trial.user_attrs.get(Attr.DUPLICATE_OF) is None
+            and trial.user_attrs.get(Attr.STATUS) != "skipped")
+
+
+def followups_due(
+    trials: Sequence[FrozenTrial], plans: Sequence[Plan], *, settings: FollowupSettings,
+    train_size: int, budget_seconds: float | None, deadline: float | None,
+    n_trials: int | None,
+) -> bool:
+    """Whether this run should enter its follow-up phase now.
+
+    With a time budget: once the time left is no more than the larger of the ``reserve`` share of
+    the budget and the plan's estimated cost plus 15% (:func:`estimate_seconds`), the latter capped
+    at :data:`MAX_SHARE` of the budget. With ``n_trials``: once 6 trials trained to the end and the
+    trials left are no more than the plan (capped at :data:`MAX_SHARE` of ``n_trials``).
+    """
+    if not settings.enabled or not plans:
+        return False
+    if deadline is not None and budget_seconds is not None:
+        left = deadline - time.monotonic()
+        if left <= settings.reserve * budget_seconds:
+            return True
+        if left <= MAX_SHARE * budget_seconds:
+            needed = 1.15 * estimate_seconds(trials, plans, train_size)
+            if left <= min(needed, MAX_SHARE * budget_seconds):
+                return True
+    if n_trials is not None:
+        done = sum(t.state == TrialState.COMPLETE and t.user_attrs.get(Attr.STATUS) == "complete"
+                   for t in trials)
+        taken = sum(counted(t) or t.state == TrialState.RUNNING for t in trials)
+        if done >= 6 and n_trials - taken <= followup_room(trials, n_trials, len(plans)):
+            return True
+    return False
+
+
+def followup_room(trials: Sequence[FrozenTrial], n_trials: int | None, planned: int) -> int:
+    """How many of ``planned`` follow-ups may still be enqueued under ``n_trials`` (all of them
+    without a trial count)."""
+    if n_trials is None:
+        return planned
+    used = sum(1 for t in trials if t.user_attrs.get(Attr.PURPOSE) and (
+        counted(t) or t.state in (TrialState.RUNNING, TrialState.WAITING)))
+    return max(0, min(planned, int(MAX_SHARE * n_trials) - used))
+
+
+def enqueue_followups(study: optuna.Study, plans: Sequence[Plan], room: int | None = None) -> int:
+    """Enqueue the plans not yet waiting (by id), at most ``room`` of them; returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    waiting = {t.user_attrs.get(Attr.FOLLOWUP_ID) for t in trials if t.state == TrialState.WAITING}
+    added = 0
+    for params, attrs in plans:
+        if room is not None and added >= room:
+            break
+        if attrs[Attr.FOLLOWUP_ID] in waiting:
+            continue
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+        added += 1
+    if added:
+        logger.info("enqueued %d follow-up trials (re-seeds and learning-curve probes)", added)
+    return added
+
+
+def is_duplicate_followup(trial: optuna.trial.BaseTrial,
+                          trials: Sequence[FrozenTrial]) -> int | None:
+    """The number of an earlier trial that makes follow-up ``trial`` redundant, else None.
+
+    Two workers can plan the follow-ups at the same moment and both enqueue them. Each run has a
+    ``followup_id``; the trial with the lowest number among those sharing an id runs, the others
+    are skipped (marked ``duplicate_of`` and pruned before training; reports leave them out,
+    though Optuna's own tools show them as pruned). Failed trials do not count, so an interrupted
+    follow-up's retry runs, and a follow-up that failed may run again.
+    """
+    key = trial.user_attrs.get(Attr.FOLLOWUP_ID)
+    if key is None:
+        return None
+    for other in trials:
+        if (other.number < trial.number and other.user_attrs.get(Attr.FOLLOWUP_ID) == key
+                and other.state != TrialState.FAIL
+                and other.user_attrs.get(Attr.DUPLICATE_OF) is None):
+            return other.number
+    return None
+
+
+def median_cost(trials: Sequence[FrozenTrial]) -> float | None:
+    """Median seconds of training and evaluation of the trials that trained (None without)."""
+    costs = [r.cost_seconds for r in trial_records(list(trials)) if r.cost_seconds]
+    return statistics.median(costs) if costs else None

@@ -1,0 +1,170 @@
+"""Refit: train a study's recommended strategy once more and save it as a Hugging Face model.
+
+``autoft refit DIR`` (or ``search(..., refit=True)``) trains the recommended strategy on the study's
+training split with the trial's seed (and the frozen-prefix cache where it pays, as the trials
+did), keeps the weights of its best validation evaluation, scores the test split when there is one,
+and saves model, tokenizer, ``id2label`` and the strategy with ``save_pretrained``. The folder loads
+with ``transformers.pipeline("text-classification", model=DIR)`` once ``autoft`` is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from autoft.analysis import recommend_from_info
+from autoft.errors import AutoftError, StudyError
+from autoft.models.backbone import load_backbone
+from autoft.study import StudyAttr, load_study, trial_records
+from autoft.study.info import stored_info, task_from_study
+from autoft.training import (
+    PrefixCache,
+    encode_split,
+    evaluate,
+    pad_id,
+    resolve_device,
+    train_strategy,
+)
+
+__all__ = ["RefitResult", "refit"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What :func:`refit` trained and saved.
+
+    Attributes:
+        path: The saved model folder.
+        trial_number: The study trial whose strategy was refit.
+        strategy: That strategy (``Strategy.to_dict()``).
+        validation_score: Best validation score of the refit.
+        test_score: Test score of the saved weights (None without a test split).
+        test_size: Examples in the test split (None without one).
+        seconds: Wall-clock seconds of the refit's training.
+        metric: The study's metric.
+    """
+
+    path: str
+    trial_number: int
+    strategy: dict[str, Any]
+    validation_score: float | None
+    test_score: float | None
+    test_size: int | None
+    seconds: float
+    metric: str
+
+
+def _match_umask(folder: Path) -> None:
+    """Give every file in ``folder`` the permissions a new file gets (some writers, such as
+    safetensors, create theirs readable by the owner only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
+
+
+def refit(
+    out: str | Path | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    save_to: str | Path | None = None,
+    data: Any = None,
+    validation: Any = None,
+    test: Any = None,
+    device: str = "auto",
+    seed: int | None = None,
+    cache: bool = True,
+) -> RefitResult:
+    """Train the recommended strategy of a study and save it with ``save_pretrained``.
+
+    Args:
+        out: The search's output folder. Default None (then give ``storage``).
+        storage: The study's database URL instead of ``out``. Default None.
+        study_name: The study's name; None for the only one. Default None.
+        save_to: Folder for the model; default ``OUT/model``.
+        data, validation, test: The study's data when its stored paths do not exist here.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
+        seed: Training seed; None for the recommended trial's own seed. Default None.
+        cache: Use the frozen-prefix cache where it pays, as the trials did. Default True.
+
+    Returns:
+        A :class:`RefitResult`; it is also stored in the study (user attribute ``refit``), so the
+        report shows it.
+
+    Raises:
+        StudyError: No study, or no trial that trained to the end.
+        DataError: The study's data cannot be found or differ from the study's.
+    """
+    study = load_study(out, study_name, storage)
+    info = dict(stored_info(study))
+    info.setdefault("seeds", (study.user_attrs.get(StudyAttr.FOLLOWUPS) or {}).get("seeds", 3))
+    records = trial_records(study.get_trials(deepcopy=False))
+    rec = recommend_from_info(records, info)
+    if rec is None:
+        raise StudyError("no trial of the study trained its strategy to the end, so there is "
+                         "nothing to refit yet; resume the search with a larger budget")
+    if save_to is None:
+        if out is None:
+            raise AutoftError("give save_to= (where to save the model) with a storage URL")
+        save_to = Path(out) / "model"
+    target = Path(save_to)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AutoftError(
+            f"cannot create the model folder {str(target)!r}: {exc.strerror}; give a folder path"
+        ) from None
+    task = task_from_study(info, data=data, validation=validation, test=test)
+    try:
+        encoder, tokenizer, _ = load_backbone(info.get("backbone"))
+    except AutoftError:
+        encoder, tokenizer, _ = load_backbone(info["backbone_path"])
+    dev = resolve_device(device)
+    max_length = int(info["max_length"])
+    pad = pad_id(tokenizer)
+    if seed is None:
+        trial_seed = next((r.seed for r in records if r.number == rec.trial_number), None)
+        seed = int(trial_seed) if trial_seed is not None else int(info["seed"])
+    strategy = rec.strategy
+    started = time.monotonic()
+    outcome, model = train_strategy(
+        encoder, strategy, encode_split(tokenizer, task.train, max_length),
+        encode_split(tokenizer, task.validation, max_length), task.num_labels, pad_id=pad,
+        metric=info["metric"], task=task.kind, device=dev, seed=seed,
+        evals_per_epoch=int(info["evals_per_epoch"]), keep_best=True,
+        cache=PrefixCache() if cache else None,
+    )
+    seconds = time.monotonic() - started
+    model.cached_layers = 0
+    test_score = None
+    if task.test is not None:
+        test_enc = encode_split(tokenizer, task.test, max_length)
+        test_score = evaluate(model, test_enc, test_enc.labels, info["metric"], pad, dev,
+                              task=task.kind)
+    from autoft.models.hf_model import to_pretrained
+
+    hf = to_pretrained(strategy.export(model).cpu(), task.id2label, strategy.to_dict(),
+                       task=task.task)
+    hf.save_pretrained(target)
+    tokenizer.model_max_length = max_length  # long inputs are cut where training cut them
+    tokenizer.save_pretrained(target)
+    result = RefitResult(
+        path=str(target.resolve()), trial_number=rec.trial_number, strategy=strategy.to_dict(),
+        validation_score=outcome.best_score, test_score=test_score,
+        test_size=None if task.test is None else len(task.test), seconds=round(seconds, 1),
+        metric=info["metric"],
+    )
+    (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    _match_umask(target)
+    study.set_user_attr(StudyAttr.REFIT, asdict(result))
+    logger.info("refit of trial %d saved to %s (test %s)", rec.trial_number, target, test_score)
+    return result

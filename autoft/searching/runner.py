@@ -1,0 +1,570 @@
+"""Running the trials of a study: the sampler and pruner, the objective, and the callback that
+plans follow-ups and stops the run.
+
+**Sampler and pruner.** The default sampler is Optuna's TPE with 5 start-up trials (the 3
+baselines and 2 random ones), ``multivariate=True`` and ``group=True`` (one model of the joint
+distribution per set of parameters that occur together, so the conditional fields, e.g. the
+backbone learning rate that only a strategy with trained blocks has, are modelled jointly with
+the rest; Falkner et al. 2018 and Optuna's documentation recommend multivariate TPE), and
+``constant_liar=True`` (running trials count as bad guesses, so several workers do not sample the
+same point; Optuna's recommendation for parallel TPE). The default pruner is asynchronous
+successive halving (ASHA, Li et al. 2020) with one bracket: a trial is stopped after its first
+epoch unless it is among the best third of the trials at that point. Unlike Hyperband, which gives
+TPE only the trials of its own bracket (so at a budget of 20-40 trials TPE never leaves its random
+start-up), one bracket lets TPE model the whole study from its sixth trial on.
+``benchmarks/search_vs_random.py`` measures the pairing against random search.
+
+**What the sampler is told.** A trial stopped by the budget or by ``--trial-budget`` is pruned (not
+complete), a trial whose loss diverged is pruned (it does not count among the failures that stop a
+search), follow-ups never report to the pruner, and learning-curve probes suggest no parameters.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import statistics
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from autoft.analysis import fit_cost_model
+from autoft.budget import Budget, format_duration
+from autoft.data import TaskData
+from autoft.errors import AutoftError, DivergedError
+from autoft.models.backbone import load_backbone
+from autoft.searching.followups import (
+    FollowupSettings,
+    counted,
+    enqueue_followups,
+    followup_room,
+    followups_due,
+    is_duplicate_followup,
+    nested_subset,
+    plan_followups,
+)
+from autoft.searching.space import SearchSpace
+from autoft.strategies import Strategy
+from autoft.study.info import versions
+from autoft.study.records import Attr, TrialRecord, trial_records, write_outcome
+from autoft.study.storage import Heartbeat, fail_stale_trials, uses_optuna_heartbeat
+from autoft.training import (
+    PrefixCache,
+    encode_split,
+    pad_id,
+    resolve_device,
+    train_strategy,
+)
+
+__all__ = [
+    "DEFAULT_PRUNER",
+    "MAX_CONSECUTIVE_FAILURES",
+    "PRUNERS",
+    "Interrupt",
+    "ProgressHook",
+    "RunState",
+    "SearchStopper",
+    "TrialRunner",
+    "WorkerConfig",
+    "enqueue_next_baseline",
+    "make_pruner",
+    "make_sampler",
+    "run_trials",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Pruner names ``search`` accepts (or pass an ``optuna.pruners.BasePruner``).
+PRUNERS = ("successive_halving", "hyperband", "median", "none")
+DEFAULT_PRUNER = "successive_halving"
+#: Consecutive failed trials after which a search stops (the cause is systematic, not one trial's).
+MAX_CONSECUTIVE_FAILURES = 3
+#: Consecutive trials skipped for lack of time after which a run stops.
+MAX_CONSECUTIVE_SKIPS = 5
+#: TPE's random start-up trials (the baselines count among them).
+STARTUP_TRIALS = 5
+
+
+def make_pruner(pruner: str | optuna.pruners.BasePruner, evals_per_epoch: int,
+                max_epochs: int) -> optuna.pruners.BasePruner:
+    """Build the pruner. Steps are validation evaluations (1, 2, ...), ``evals_per_epoch`` per
+    epoch.
+
+    Args:
+        pruner: ``"successive_halving"`` (the default: asynchronous successive halving, Li et al.
+            2020, one bracket, minimum resource one epoch, reduction factor 3),
+            ``"hyperband"`` (Li et al. 2018; min resource 1 evaluation, reduction factor 3),
+            ``"median"`` (prune below the median of earlier trials at the same step, after 3
+            trials), ``"none"``, or any Optuna pruner instance.
+        evals_per_epoch: Evaluations per epoch.
+        max_epochs: Most epochs a trial can train.
+
+    Raises:
+        AutoftError: Unknown pruner name.
+    """
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    if pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, evals_per_epoch), reduction_factor=3)
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(1, evals_per_epoch * max_epochs), reduction_factor=3)
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if pruner == "none":
+        return optuna.pruners.NopPruner()
+    raise AutoftError(f"pruner {pruner!r} is not one of {PRUNERS} or an optuna pruner")
+
+
+def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """The default sampler: TPE with :data:`STARTUP_TRIALS` start-up trials, multivariate and
+    grouped, with the constant liar (see the module doc)."""
+    import warnings
+
+    with warnings.catch_warnings():  # group=True is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            n_startup_trials=STARTUP_TRIALS, multivariate=True, group=True, constant_liar=True,
+            seed=seed)
+
+
+class ProgressHook:
+    """Receives a search's progress; the CLI's display implements it. Every method is optional.
+
+    Times are ``time.monotonic()`` values; scores are in the search's metric.
+    """
+
+    def on_search_start(self, info: dict[str, Any]) -> None:
+        """Called once before the first trial. ``info`` keys: ``deadline`` (or None),
+        ``n_trials`` (target or None), ``finished``, ``pruned``, ``failed`` (trials of earlier
+        runs), ``best`` (best score so far or None), ``metric``, ``direction``, ``train_size``,
+        ``validation_size``, ``workers``."""
+
+    def on_trial_start(self, number: int, strategy: Strategy) -> None:
+        """A trial begins training ``strategy``."""
+
+    def on_evaluation(self, number: int, index: int, score: float) -> None:
+        """Trial ``number`` finished its ``index``-th (1-based) validation evaluation."""
+
+    def on_trial_end(self, record: TrialRecord) -> None:
+        """A trial ended (any status but a skipped duplicate follow-up)."""
+
+    def on_search_end(self, stopped_because: str) -> None:
+        """The run ended; ``stopped_because`` says why."""
+
+
+class Interrupt:
+    """Turns Ctrl-C into a flag checked at safe points (every training step, after each trial).
+
+    A ``KeyboardInterrupt`` raised wherever Python happens to be can land in a garbage-collection
+    callback of a library, where it is printed and swallowed, and the search runs on. With this
+    handler installed (main thread only), the first Ctrl-C sets the flag and the next training step
+    raises ``KeyboardInterrupt`` from autoft's own code; a second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.hit = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: right now
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class RunState:
+    """Bookkeeping of one search run (or worker).
+
+    Attributes:
+        stopped_because: Why the run stopped.
+        failures: Consecutive failed trials (errors; not divergences or interruptions).
+        first_failure, first_traceback: The first of them.
+        trials_run: Trials this run trained (skipped ones not counted).
+        followups_active: Whether the follow-up phase has begun in this run.
+        skips: Consecutive trials skipped for lack of time.
+        skipped_ids: Follow-up and baseline ids skipped in this run (not planned again in it).
+    """
+
+    stopped_because: str = ""
+    failures: int = 0
+    first_failure: str = ""
+    first_traceback: str = ""
+    trials_run: int = 0
+    followups_active: bool = False
+    skips: int = 0
+    skipped_ids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class WorkerConfig:
+    """What a process needs to run trials of a study; picklable, so worker processes get it.
+
+    Attributes:
+        task: The data.
+        backbone_path: The backbone's folder or hub id.
+        space: The resolved search space.
+        num_layers: The backbone's block count L.
+        metric, direction: The validation metric and its direction.
+        max_length: Tokens per input.
+        evals_per_epoch: Validation evaluations per epoch (the pruner's steps).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        seed: The study's seed (trial n trains with seed + n).
+        pruner: The pruner's name or instance.
+        local_single: One process on a local SQLite study, holding the folder lock: every
+            RUNNING trial found at start belongs to a dead process.
+        followups: The follow-up settings.
+        baselines: Whether to run the space's baselines first.
+        cache_dir: Folder of the prefix cache (None: the default).
+        use_cache: Whether to use the prefix cache.
+    """
+
+    task: TaskData
+    backbone_path: str
+    space: SearchSpace
+    num_layers: int
+    metric: str
+    direction: str
+    max_length: int
+    evals_per_epoch: int
+    device: str
+    seed: int
+    pruner: str | optuna.pruners.BasePruner
+    local_single: bool
+    followups: FollowupSettings = field(default_factory=FollowupSettings)
+    baselines: bool = True
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """This study's pruner."""
+        return make_pruner(self.pruner, self.evals_per_epoch, self.space.max_epochs)
+
+
+def enqueue_next_baseline(study: optuna.Study, space: SearchSpace,
+                          skipped: set[str] | None = None) -> bool:
+    """Enqueue the next baseline that has not run, when nothing else waits (baselines go one at
+    a time, so a retried interrupted trial runs before the remaining baselines). Baselines run
+    cheapest first: most frozen blocks first. Returns whether one was enqueued."""
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return False
+    # a baseline that failed is not run again (an interrupted one is, by its retry)
+    taken = {t.user_attrs.get(Attr.FOLLOWUP_ID) for t in trials
+             if t.user_attrs.get(Attr.STATUS) != "skipped"}
+    order = sorted(range(len(space.baselines)),
+                   key=lambda i: -int(space.baselines[i].get("frozen_layers", 0)))
+    for i in order:
+        key = f"baseline:{i}"
+        if key in taken or key in (skipped or set()):
+            continue
+        params = dict(space.baselines[i])
+        study.enqueue_trial(params, user_attrs={Attr.BASELINE: True, Attr.FOLLOWUP_ID: key,
+                                                Attr.PLANNED_PARAMS: params})
+        return True
+    return False
+
+
+def _release_memory(device: torch.device) -> None:
+    """Give a finished trial's memory back (model, optimizer state, activations)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class TrialRunner:
+    """The objective: trains one trial's strategy and records what it did.
+
+    Args:
+        study: The study.
+        config: The worker configuration.
+        limits: The run's budget.
+        deadline: The run's ``time.monotonic()`` deadline (None: none).
+        state: The run's bookkeeping (shared with :class:`SearchStopper`).
+        progress: Receives progress events. Default None.
+        encoder, tokenizer: The loaded backbone (loaded here when None).
+        worker: The name of this run or worker process, stored with each trial.
+        interrupt: The Ctrl-C flag, checked at every step. Default None.
+    """
+
+    def __init__(self, study: optuna.Study, config: WorkerConfig, limits: Budget,
+                 deadline: float | None, state: RunState, *, progress: ProgressHook | None = None,
+                 encoder: Any = None, tokenizer: Any = None, worker: str = "main",
+                 interrupt: Interrupt | None = None) -> None:
+        if encoder is None or tokenizer is None:
+            encoder, tokenizer, _ = load_backbone(config.backbone_path)
+        self.study, self.config, self.limits, self.deadline = study, config, limits, deadline
+        self.state, self.progress, self.worker, self.interrupt = state, progress, worker, interrupt
+        self.encoder = encoder
+        self.device = resolve_device(config.device)
+        self.pad_id = pad_id(tokenizer)
+        self.train = encode_split(tokenizer, config.task.train, config.max_length)
+        self.validation = encode_split(tokenizer, config.task.validation, config.max_length)
+        self.versions = versions()
+        self.fingerprint = config.task.fingerprint()
+        self.cache = PrefixCache(config.cache_dir) if config.use_cache else None
+        self.heartbeat = not uses_optuna_heartbeat(study._storage)
+        self.stratify = config.task.kind.stratify(self.train.labels) is not None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr(Attr.INTERRUPTED, True)
+            trial.set_user_attr(Attr.FAIL_REASON, "interrupted (Ctrl-C) while this trial was running")
+            raise
+        except optuna.TrialPruned:
+            raise
+        except DivergedError as exc:
+            trial.set_user_attr(Attr.STATUS, "diverged")
+            trial.set_user_attr(Attr.FAIL_REASON, f"diverged: {exc}")
+            raise optuna.TrialPruned(str(exc)) from None
+        except Exception as exc:
+            trial.set_user_attr(Attr.FAIL_REASON, f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr(Attr.TRACEBACK, traceback.format_exc(limit=20))
+            raise
+
+    def _predicted_seconds(self, strategy: Strategy, size: int) -> float | None:
+        """What the cost model says this fine-tune takes (None before any trial trained)."""
+        records = trial_records(self.study.get_trials(deepcopy=False))
+        if not any(r.finished for r in records):
+            return None
+        model = fit_cost_model(records, len(self.validation))
+        if not model.per_example:
+            return None
+        return model.predict(strategy.family(), size, strategy.epochs, len(self.validation),
+                             self.config.evals_per_epoch)
+
+    def _run(self, trial: optuna.Trial) -> float:
+        cfg = self.config
+        attrs = trial.user_attrs
+        if attrs.get(Attr.FOLLOWUP_ID) is not None:
+            twin = is_duplicate_followup(trial, self.study.get_trials(deepcopy=False))
+            if twin is not None:  # another worker enqueued the same follow-up
+                trial.set_user_attr(Attr.DUPLICATE_OF, twin)
+                raise optuna.TrialPruned(f"duplicate of trial {twin}; skipped")
+        planned = attrs.get(Attr.PLANNED_STRATEGY)
+        if planned is not None:  # a probe: its strategy is stored, the sampler is not asked
+            strategy = Strategy.from_dict(dict(planned))
+        else:
+            strategy = cfg.space.suggest(trial, cfg.num_layers)
+        purpose = attrs.get(Attr.PURPOSE)
+        full = len(self.train)
+        size = min(int(attrs.get(Attr.TRAIN_SIZE) or full), full)
+        trial_seed = cfg.seed + trial.number
+        for key, value in ((Attr.STRATEGY, strategy.to_dict()),
+                           (Attr.DESCRIPTION, strategy.describe(cfg.num_layers)),
+                           (Attr.SEED, trial_seed), (Attr.DATA_FINGERPRINT, self.fingerprint),
+                           (Attr.VERSIONS, self.versions), (Attr.WORKER, self.worker),
+                           (Attr.TRAIN_SIZE, size)):
+            trial.set_user_attr(key, value)
+        if self.deadline is not None:
+            predicted = self._predicted_seconds(strategy, size)
+            left = self.deadline - time.monotonic()
+            if predicted is not None and 1.1 * predicted > left:
+                trial.set_user_attr(Attr.STATUS, "skipped")
+                trial.set_user_attr(
+                    Attr.FAIL_REASON, f"not started: the cost model predicts {predicted:.0f} s, "
+                    f"and {max(0.0, left):.0f} s of the budget were left")
+                raise optuna.TrialPruned("would not finish in the time left")
+        train_part = self.train if size >= full else self.train.subset(
+            nested_subset(self.train.labels, size, cfg.seed, stratify=self.stratify))
+        if self.progress is not None:
+            self.progress.on_trial_start(trial.number, strategy)
+        trial_deadline = self.deadline
+        if self.limits.trial_seconds is not None:
+            cap = time.monotonic() + self.limits.trial_seconds
+            trial_deadline = cap if trial_deadline is None else min(trial_deadline, cap)
+        # baselines and follow-ups run to the end: the report compares against them; follow-ups
+        # do not report to the pruner at all (a probe's score on part of the data, or a second
+        # seed of a trial already reported, would distort its rungs)
+        prunable = purpose is None and not attrs.get(Attr.BASELINE)
+        reports = purpose is None
+
+        def report(index: int, score: float) -> bool:
+            if self.interrupt is not None:
+                self.interrupt.check()
+            if self.progress is not None:
+                self.progress.on_evaluation(trial.number, index, score)
+            if not reports:
+                return False
+            trial.report(score, index)
+            return prunable and trial.should_prune()
+
+        try:
+            beat = Heartbeat(self.study._storage, trial._trial_id) if self.heartbeat else None
+            if beat is not None:
+                beat.__enter__()
+            try:
+                outcome, model = train_strategy(
+                    self.encoder, strategy, train_part, self.validation, cfg.task.num_labels,
+                    pad_id=self.pad_id, metric=cfg.metric, task=cfg.task.kind, device=self.device,
+                    seed=trial_seed, evals_per_epoch=cfg.evals_per_epoch, deadline=trial_deadline,
+                    report=report, cache=self.cache,
+                    on_step=None if self.interrupt is None else self.interrupt.check,
+                )
+                del model
+            finally:
+                if beat is not None:
+                    beat.__exit__(None, None, None)
+        finally:
+            _release_memory(self.device)
+        write_outcome(trial, outcome.to_dict())
+        if outcome.best_score is None:
+            trial.set_user_attr(Attr.STATUS, "budget")
+            raise optuna.TrialPruned("the budget ended before the trial's first evaluation")
+        if outcome.status == "pruned":
+            raise optuna.TrialPruned(f"pruned after evaluation {len(outcome.scores)}")
+        if outcome.status == "budget":  # partial training is not a finished trial
+            raise optuna.TrialPruned(f"stopped by the budget after {outcome.steps} of "
+                                     f"{outcome.total_steps} steps")
+        return float(outcome.best_score)
+
+
+class SearchStopper:
+    """Optuna callback run after each trial: progress, failure counting, stale trials of dead
+    workers, the follow-up plan, the next baseline, and whether the run stops.
+
+    Args:
+        runner: The run's :class:`TrialRunner` (its study, configuration, budget and state).
+    """
+
+    def __init__(self, runner: TrialRunner) -> None:
+        self.runner = runner
+
+    def should_stop(self, study: optuna.Study) -> str:
+        """Why the run should stop now ("" to go on)."""
+        limits, deadline = self.runner.limits, self.runner.deadline
+        trials = study.get_trials(deepcopy=False)
+        if limits.n_trials is not None and sum(
+                counted(t) or t.state == TrialState.RUNNING for t in trials) >= limits.n_trials:
+            return f"the study reached {limits.n_trials} trials"
+        if deadline is not None and time.monotonic() >= deadline:
+            return f"the time budget ({format_duration(limits.seconds)}) ended"
+        return ""
+
+    def plan(self, study: optuna.Study) -> None:
+        """Enter the follow-up phase when due, then enqueue the missing follow-ups; else enqueue
+        the next baseline."""
+        runner, cfg, state = self.runner, self.runner.config, self.runner.state
+        trials = study.get_trials(deepcopy=False)
+        if cfg.followups.enabled:
+            plans = [p for p in plan_followups(trials, cfg.num_layers, len(runner.train),
+                                               cfg.followups, cfg.direction)
+                     if p[1][Attr.FOLLOWUP_ID] not in state.skipped_ids]
+            if not state.followups_active and plans:
+                state.followups_active = followups_due(
+                    trials, plans, settings=cfg.followups, train_size=len(runner.train),
+                    budget_seconds=runner.limits.seconds, deadline=runner.deadline,
+                    n_trials=runner.limits.n_trials)
+            if state.followups_active and plans:
+                enqueue_followups(study, plans,
+                                  followup_room(trials, runner.limits.n_trials, len(plans)))
+        if cfg.baselines:
+            enqueue_next_baseline(study, cfg.space, state.skipped_ids)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        runner, state = self.runner, self.runner.state
+        if runner.interrupt is not None:
+            runner.interrupt.check()
+        record = TrialRecord.from_trial(trial)
+        if record is not None:
+            if record.status == "skipped":
+                state.skips += 1
+                if record.followup_id:
+                    state.skipped_ids.add(record.followup_id)
+            else:
+                state.skips = 0
+                state.trials_run += 1
+            if runner.progress is not None:
+                runner.progress.on_trial_end(record)
+            if record.status == "failed":
+                state.failures += 1
+                if state.failures == 1:
+                    state.first_failure = str(record.fail_reason or "unknown error")
+                    state.first_traceback = str(trial.user_attrs.get(Attr.TRACEBACK, ""))
+            elif record.status not in ("skipped", "interrupted"):
+                state.failures = 0
+        if not runner.config.local_single and runner.heartbeat:
+            fail_stale_trials(study)  # a dead worker's trial is failed and retried by the living
+        self.plan(study)
+        if state.failures >= MAX_CONSECUTIVE_FAILURES:
+            state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
+        elif state.skips >= MAX_CONSECUTIVE_SKIPS:
+            state.stopped_because = (f"the time left could not fit the last {state.skips} "
+                                     "strategies tried (the cost model's prediction)")
+        else:
+            state.stopped_because = self.should_stop(study)
+        if state.stopped_because:
+            study.stop()
+
+
+def run_trials(
+    study: optuna.Study,
+    config: WorkerConfig,
+    limits: Budget,
+    deadline: float | None,
+    *,
+    progress: ProgressHook | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    encoder: Any = None,
+    tokenizer: Any = None,
+    worker: str = "main",
+    interrupt: Interrupt | None = None,
+) -> RunState:
+    """Run trials of ``study`` until the budget, the trial count or repeated failures stop it.
+
+    Returns:
+        The run's :class:`RunState`.
+    """
+    state = RunState()
+    runner = TrialRunner(study, config, limits, deadline, state, progress=progress,
+                         encoder=encoder, tokenizer=tokenizer, worker=worker, interrupt=interrupt)
+    stopper = SearchStopper(runner)
+    stopper.plan(study)
+    state.stopped_because = stopper.should_stop(study)
+    if not state.stopped_because:
+        study.optimize(runner, callbacks=[stopper, *callbacks], catch=(Exception,),
+                       gc_after_trial=True)
+    return state
+
+
+def median_trial_seconds(study: optuna.Study) -> float | None:
+    """Median seconds of the study's trials that trained (None without any)."""
+    costs = [r.cost_seconds for r in trial_records(study.get_trials(deepcopy=False))
+             if r.cost_seconds]
+    return statistics.median(costs) if costs else None
+
+
+def cpu_threads(workers: int = 1) -> int:
+    """Torch threads per worker: the CPUs this process may run on (``os.sched_getaffinity``,
+    which respects CPU affinity and cgroup cpusets, unlike ``os.cpu_count``), shared among
+    ``workers``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, workers))

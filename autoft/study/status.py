@@ -1,0 +1,99 @@
+"""Opening an earlier study, and where a (possibly running) study stands: light enough for
+``autoft status`` (Optuna and the records only; no torch, no pandas)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autoft.errors import StudyError
+from autoft.study.records import StudyAttr, trial_records
+from autoft.study.storage import hide_password, last_heartbeat, open_storage
+
+__all__ = ["STUDY_NAME", "load_study", "study_runs", "study_status"]
+
+#: Default study name.
+STUDY_NAME = "autoft"
+
+
+def load_study(
+    out_dir: str | Path | None = None, study_name: str | None = None, storage: str | None = None
+) -> optuna.Study:
+    """Open the study of an earlier search.
+
+    Args:
+        out_dir: The search's output folder (holding ``study.db`` or ``study.journal``).
+        study_name: The study's name; None for the only study in the storage. Default None.
+        storage: A database URL (or ``env:NAME``) instead of ``out_dir``. Default None.
+
+    Raises:
+        StudyError: No study file or storage, or no (unique) study in it.
+    """
+    store = open_storage(out_dir, storage, create=False)
+    names = [s.study_name for s in store.get_all_studies()]
+    where = hide_password(storage) if storage else str(out_dir)
+    if not names:
+        raise StudyError(f"{where!r} holds no study; give the --out folder of an earlier "
+                         "'autoft search'")
+    if study_name is None:
+        if len(names) != 1:
+            raise StudyError(f"{where!r} holds studies {names}; name one with --study")
+        study_name = names[0]
+    if study_name not in names:
+        raise StudyError(f"{where!r} has no study {study_name!r}; it holds {names}")
+    return optuna.load_study(study_name=study_name, storage=store)
+
+
+def study_runs(study: optuna.Study) -> list[dict[str, Any]]:
+    """The records of every search run and worker of a study, oldest first.
+
+    A record whose ``ended`` is None belongs to a run that never finished (killed or crashed).
+    """
+    runs = [dict(v) for k, v in study.user_attrs.items() if k.startswith(StudyAttr.RUN_PREFIX)]
+    return sorted(runs, key=lambda r: str(r.get("started")))
+
+
+def study_status(study: optuna.Study) -> dict[str, Any]:
+    """Where a (possibly running) study stands, from its storage alone.
+
+    Returns:
+        A dict with ``study``, ``metric``, ``direction``, ``counts`` (trials by status: complete,
+        pruned, budget, diverged, failed, interrupted, running, waiting), ``best`` (best score of
+        a trial that finished training, or None), ``best_trial``, ``running``
+        (``[{"number", "seconds", "heartbeat_age"}]``; the age is None for database storages,
+        whose heartbeats Optuna keeps), ``seconds_left`` (of the newest unfinished run with a
+        time budget, else None).
+    """
+    now = time.time()
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    records = trial_records(list(trials.values()))
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    info = study.user_attrs.get(StudyAttr.INFO, {})
+    sign = -1.0 if info.get("direction") == "minimize" else 1.0
+    done = [r for r in records if r.finished]
+    best = max(done, key=lambda r: sign * float(r.score or 0.0), default=None)
+    running = []
+    for r in records:
+        if r.status == "running":
+            trial = trials[r.number]
+            start = trial.datetime_start.timestamp() if trial.datetime_start else now
+            beat = last_heartbeat(trial)
+            running.append({"number": r.number, "seconds": round(now - start, 1),
+                            "heartbeat_age": None if beat is None else round(now - beat, 1)})
+    open_runs = [r for r in study_runs(study) if r.get("ended") is None and r.get("deadline_unix")]
+    left = max((float(r["deadline_unix"]) - now for r in open_runs), default=None)
+    return {
+        "study": study.study_name,
+        "metric": info.get("metric"),
+        "direction": info.get("direction", "maximize"),
+        "counts": counts,
+        "best": None if best is None else best.score,
+        "best_trial": None if best is None else best.number,
+        "running": running,
+        "seconds_left": None if left is None else max(0.0, left),
+    }

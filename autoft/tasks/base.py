@@ -1,0 +1,174 @@
+"""The task-kind seam: what a task's labels are, how a model is trained and scored on them.
+
+A task kind (single-label classification today; regression and image classification next) owns
+everything that depends on what is predicted, and nothing that depends on how the input is read
+(that is the backbone adapter's) or how the backbone is fine-tuned (the strategy kind's):
+
+* reading and checking label values (:meth:`TaskKind.parse`), the label vocabulary fit on the
+  training split (:meth:`TaskKind.fit`) and label encoding (:meth:`TaskKind.encode`);
+* the number of model outputs, the training loss and the validation metrics with their
+  directions (maximise or minimise);
+* stratification of splits and of the learning-curve subsets;
+* how predictions are turned back into labels, and the ``transformers`` pipeline task and
+  ``problem_type`` of an exported model.
+
+Kinds register themselves with :func:`register_task_kind` and are looked up by name with
+:func:`task_kind`; the name is stored with each study. Modelled on Optuna's samplers and PEFT's
+tuners: one class per method behind one interface, and a registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from autoft.errors import AutoftError
+
+__all__ = ["LabelInfo", "TaskKind", "register_task_kind", "task_kind", "task_kinds"]
+
+
+@dataclass(frozen=True)
+class LabelInfo:
+    """What the labels of a task are, fit on its training split.
+
+    Attributes:
+        id2label: Label name of each class id ``0..K-1``; None for a task without classes.
+        label_type: ``"int"`` when every label is written as a plain integer (predictions are then
+            returned as ints), else ``"str"``; ``"float"`` for numeric targets.
+        extra: Kind-specific facts (e.g. a regression target's range), JSON-serialisable.
+    """
+
+    id2label: dict[int, str] | None = None
+    label_type: str = "str"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskKind(ABC):
+    """Interface of a task kind. Subclass it, set the class attributes, implement the methods and
+    register an instance with :func:`register_task_kind`.
+
+    Class attributes:
+        name: The kind's registry name (stored in the study).
+        metrics: Validation metrics this kind can optimise, each with its direction
+            (``"maximize"`` or ``"minimize"``).
+        default_metric: The metric used when the user names none.
+        pipeline_task: The ``transformers.pipeline`` task of an exported model.
+        problem_type: The ``problem_type`` of the exported model's config.
+    """
+
+    name: ClassVar[str]
+    metrics: ClassVar[Mapping[str, str]]
+    default_metric: ClassVar[str]
+    pipeline_task: ClassVar[str]
+    problem_type: ClassVar[str]
+
+    def direction(self, metric: str) -> str:
+        """``"maximize"`` or ``"minimize"`` for ``metric``.
+
+        Raises:
+            AutoftError: ``metric`` is not one of this kind's metrics.
+        """
+        if metric not in self.metrics:
+            raise AutoftError(
+                f"metric {metric!r} is not one of {tuple(self.metrics)} (the metrics of the "
+                f"{self.name!r} task)")
+        return self.metrics[metric]
+
+    @abstractmethod
+    def parse(self, values: Sequence[Any], column: str, source: str,
+              names: Sequence[str] | None = None) -> list[Any]:
+        """Check raw label values of one split and return them in canonical form.
+
+        Args:
+            values: One raw value per row (never missing: the reader checked that).
+            column: The label column's name, for messages.
+            source: Where the rows came from, for messages.
+            names: Label names of a ``datasets`` ``ClassLabel`` column (ids map to them).
+
+        Raises:
+            DataError: A value this kind cannot take (the message names row and value).
+        """
+
+    @abstractmethod
+    def fit(self, train: Sequence[Any], names: Sequence[str] | None = None) -> LabelInfo:
+        """The label vocabulary of the training split (parsed values).
+
+        Raises:
+            DataError: Too few classes or values to learn from.
+        """
+
+    @abstractmethod
+    def encode(self, parsed: Sequence[Any], info: LabelInfo, source: str, role: str) -> np.ndarray:
+        """Encode parsed labels for training: shape ``(N,)``.
+
+        Raises:
+            DataError: A label the training split does not have (classification).
+        """
+
+    @abstractmethod
+    def num_outputs(self, info: LabelInfo) -> int:
+        """Width of the model's output (classes, or 1 for a scalar target)."""
+
+    @abstractmethod
+    def loss(self, outputs: Any, labels: Any) -> Any:
+        """The training loss (a scalar tensor) of ``outputs`` ``(B, num_outputs)`` against
+        ``labels`` ``(B,)``."""
+
+    @abstractmethod
+    def score(self, metric: str, labels: np.ndarray, outputs: np.ndarray) -> float:
+        """``metric`` of model ``outputs`` ``(N, num_outputs)`` against ``labels`` ``(N,)``."""
+
+    @abstractmethod
+    def decode(self, outputs: np.ndarray, info: LabelInfo) -> list[Any]:
+        """Predictions as labels in the user's form (class names, ints or numbers)."""
+
+    def stratify(self, labels: np.ndarray) -> np.ndarray | None:
+        """Strata for stratified splits and subsets (None: split at random)."""
+        return None
+
+    def summary(self, labels: np.ndarray, info: LabelInfo) -> Any:
+        """A JSON-serialisable description of one split's labels for the report."""
+        return None
+
+    @property
+    def label_dtype(self) -> type:
+        """NumPy dtype of encoded labels."""
+        return np.int64
+
+
+_KINDS: dict[str, TaskKind] = {}
+
+
+def register_task_kind(kind: TaskKind) -> TaskKind:
+    """Add a task kind to the registry under ``kind.name`` and return it.
+
+    Raises:
+        AutoftError: Another kind already has that name.
+    """
+    existing = _KINDS.get(kind.name)
+    if existing is not None and type(existing) is not type(kind):
+        raise AutoftError(f"task kind {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def task_kinds() -> dict[str, TaskKind]:
+    """The registered task kinds by name (the package's ``__init__``, which Python runs before
+    this module, imports the built-in kinds, so they are always registered)."""
+    return dict(_KINDS)
+
+
+def task_kind(name: str) -> TaskKind:
+    """The registered task kind called ``name``.
+
+    Raises:
+        AutoftError: No such kind (the message lists the known ones).
+    """
+    kinds = task_kinds()
+    if name not in kinds:
+        raise AutoftError(f"task {name!r} is not one of {sorted(kinds)}")
+    return kinds[name]

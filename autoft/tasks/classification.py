@@ -1,0 +1,133 @@
+"""Single-label classification: one class per example, cross-entropy, accuracy or macro-F1."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from autoft.errors import DataError
+from autoft.tasks.base import LabelInfo, TaskKind, register_task_kind
+
+__all__ = ["Classification"]
+
+logger = logging.getLogger(__name__)
+
+_INTEGER = re.compile(r"^-?\d+$")
+_PLAIN_INTEGER = re.compile(r"^-?(0|[1-9]\d*)$")
+
+
+class Classification(TaskKind):
+    """Single-label classification.
+
+    Labels are class names or integer ids, kept exactly as written: ``"007"`` stays ``"007"``; a
+    number (from a DataFrame, JSON or Parquet) becomes its decimal string, so ``1`` and ``"1"`` are
+    one class; surrounding spaces are removed (once reported as a count). Classes are ordered
+    numerically when every label is an integer, else alphabetically (``ClassLabel`` order for
+    ``datasets`` inputs). When every label is a plain integer (no leading zeros), predictions are
+    returned as ints.
+
+    Metrics: ``accuracy`` and ``macro_f1`` (unweighted mean of per-class F1), both maximised,
+    computed with scikit-learn. Loss: cross-entropy.
+    """
+
+    name: ClassVar[str] = "classification"
+    metrics: ClassVar[dict[str, str]] = {"accuracy": "maximize", "macro_f1": "maximize"}
+    default_metric: ClassVar[str] = "accuracy"
+    pipeline_task: ClassVar[str] = "text-classification"
+    problem_type: ClassVar[str] = "single_label_classification"
+
+    def parse(self, values: Sequence[Any], column: str, source: str,
+              names: Sequence[str] | None = None) -> list[str]:
+        out: list[str] = []
+        padded = 0
+        for row, value in enumerate(values):
+            if isinstance(value, (bool, np.bool_)):
+                text = str(int(value))
+            elif isinstance(value, (int, np.integer)):
+                text = str(int(value))
+                if names is not None and 0 <= int(value) < len(names):
+                    text = str(names[int(value)])
+            elif isinstance(value, (float, np.floating)):
+                if not float(value).is_integer():
+                    raise DataError(
+                        f"label column {column!r} of {source} holds the non-integer number "
+                        f"{value!r} in row {row}; classification labels are class names or integer "
+                        "class ids (for a numeric target use a regression task)"
+                    )
+                text = str(int(value))
+            else:
+                raw = str(value)
+                text = raw.strip()
+                padded += text != raw
+            out.append(text)
+        if padded:
+            logger.warning(
+                "label column %r of %s: %d labels had surrounding spaces, which were removed "
+                "(so 'pos ' and 'pos' are one class)", column, source, padded)
+        return out
+
+    def fit(self, train: Sequence[Any], names: Sequence[str] | None = None) -> LabelInfo:
+        present = set(train)
+        if names is not None:
+            order = [str(n) for n in names if str(n) in present]
+            order += sorted(present - set(order))
+        elif all(_INTEGER.match(v) for v in present):
+            order = sorted(present, key=lambda v: (int(v), v))
+        else:
+            order = sorted(present)
+        if len(order) < 2:
+            raise DataError(
+                f"the training data has a single class {order[0]!r}; classification needs at "
+                "least 2 classes" if order else "the training data has no labels")
+        plain = names is None and all(_PLAIN_INTEGER.match(v) for v in order)
+        return LabelInfo(id2label=dict(enumerate(order)), label_type="int" if plain else "str")
+
+    def encode(self, parsed: Sequence[Any], info: LabelInfo, source: str,
+               role: str) -> np.ndarray:
+        assert info.id2label is not None
+        label2id = {name: i for i, name in info.id2label.items()}
+        ids = np.empty(len(parsed), dtype=np.int64)
+        for row, value in enumerate(parsed):
+            if value not in label2id:
+                raise DataError(
+                    f"label {value!r} in row {row} of {source} does not occur in the training "
+                    f"data, whose labels are {list(label2id)}; a {role} label must be one of the "
+                    "training labels"
+                )
+            ids[row] = label2id[value]
+        return ids
+
+    def num_outputs(self, info: LabelInfo) -> int:
+        return len(info.id2label or {})
+
+    def loss(self, outputs: Any, labels: Any) -> Any:
+        import torch
+
+        return torch.nn.functional.cross_entropy(outputs.float(), labels)
+
+    def score(self, metric: str, labels: np.ndarray, outputs: np.ndarray) -> float:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        self.direction(metric)
+        predictions = np.asarray(outputs).argmax(axis=1)
+        if metric == "accuracy":
+            return float(accuracy_score(labels, predictions))
+        return float(f1_score(labels, predictions, average="macro", zero_division=0))
+
+    def decode(self, outputs: np.ndarray, info: LabelInfo) -> list[Any]:
+        assert info.id2label is not None
+        names = [info.id2label[int(i)] for i in np.asarray(outputs).argmax(axis=1)]
+        return [int(n) for n in names] if info.label_type == "int" else names
+
+    def stratify(self, labels: np.ndarray) -> np.ndarray | None:
+        return labels
+
+    def summary(self, labels: np.ndarray, info: LabelInfo) -> list[int]:
+        return np.bincount(labels, minlength=self.num_outputs(info)).tolist()
+
+
+register_task_kind(Classification())
