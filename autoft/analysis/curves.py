@@ -10,9 +10,9 @@ pooled seed standard deviation for a single run.
 **A curve that saturates.** With 3 or more sizes the curve is the power law with an asymptote
 ``score(n) = a - b n^(-c)`` (for a metric to minimise, ``a + b n^(-c)``), the usual learning-curve
 model (Hestness et al. 2017, "Deep Learning Scaling is Predictable, Empirically"; Mukherjee et al.
-2003), fit by weighted least squares (``scipy.optimize.curve_fit``) with ``b >= 0`` and
-``0.05 <= c <= 1.5``; with 2 sizes, or when that fit fails, the log-linear ``a + b ln n``; with
-one size, a flat line.
+2003), fit by weighted least squares with ``b >= 0`` and ``0.05 <= c <= 1.5`` (exactly, on a grid
+of exponents: see :func:`_fit_power`); with 2 sizes, the log-linear ``a + b ln n``; with one size,
+a flat line that predicts only at that size.
 
 **Its uncertainty** is a parametric bootstrap: the points are redrawn from normal distributions
 with their standard errors and the curve refit 200 times; the 10th and 90th percentiles of the
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,27 +131,59 @@ class LearningCurve:
                 "grid": self.grid() if len(self.points) > 1 else []}
 
 
-def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> tuple[str, tuple[float, ...]]:
-    """Fit the maximise-form curve to points; the form depends on how many sizes there are."""
-    if len(ns) == 1:
-        return "flat", (float(ys[0]),)
-    if len(ns) >= 3:
-        from scipy.optimize import curve_fit
+#: Exponents c the power law is fit over (profile least squares, see :func:`_fit_power`).
+EXPONENTS = np.linspace(0.05, 1.5, 59)
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                top = float(ys.max())
-                b0 = max(1e-3, (top + 0.02 - float(ys[0])) * float(ns[0]) ** 0.5)
-                params, _ = curve_fit(
-                    _power, ns, ys, p0=(top + 0.02, b0, 0.5), sigma=sigma, absolute_sigma=True,
-                    bounds=([-np.inf, 0.0, 0.05], [np.inf, np.inf, 1.5]), maxfev=5000)
-            if np.all(np.isfinite(params)):
-                return "power", tuple(float(p) for p in params)
-        except (RuntimeError, ValueError):
-            pass
-    slope, intercept = np.polyfit(np.log(ns), ys, 1, w=1.0 / sigma)
-    return "log", (float(intercept), float(slope))
+
+def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Weighted least-squares fits of ``a - b n^-c`` (``b >= 0``) to each row of ``ys``.
+
+    For a fixed exponent c the model is linear in (a, b), so it is solved exactly for every c of
+    :data:`EXPONENTS` (with b clipped at 0, where a is the weighted mean) and the c with the
+    smallest weighted residual is kept: profile least squares, deterministic and without the
+    convergence failures of iterative fitting on 3 points.
+
+    Args:
+        ns: Training sizes, shape ``(K,)``.
+        ys: Scores, shape ``(D, K)`` (one fit per row).
+        sigma: Standard errors of the points, shape ``(K,)``.
+
+    Returns:
+        Parameters ``(a, b, c)`` of each row, shape ``(D, 3)``.
+    """
+    w = 1.0 / sigma**2  # (K,)
+    best_err = np.full(ys.shape[0], np.inf)
+    best = np.zeros((ys.shape[0], 3))
+    mean = (ys * w).sum(axis=1) / w.sum()  # (D,): the fit with b = 0
+    for c in EXPONENTS:
+        x = -np.power(ns, -c)  # (K,)
+        sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+        det = sw * sxx - sx * sx
+        sy, sxy = (ys * w).sum(axis=1), (ys * w * x).sum(axis=1)  # (D,)
+        b = (sw * sxy - sx * sy) / det
+        a = (sy - b * sx) / sw
+        flat = b < 0
+        a, b = np.where(flat, mean, a), np.where(flat, 0.0, b)
+        err = (w * (ys - (a[:, None] + b[:, None] * x)) ** 2).sum(axis=1)
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best[better] = np.stack([a, b, np.full_like(a, c)], axis=1)[better]
+    return best
+
+
+def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> tuple[str, np.ndarray]:
+    """Fit the maximise-form curve to each row of ``ys`` ``(D, K)``; the form depends on how many
+    sizes there are. Returns the form and the parameters, shape ``(D, P)``."""
+    if len(ns) == 1:
+        return "flat", ys[:, :1]
+    if len(ns) >= 3:
+        return "power", _fit_power(ns, ys, sigma)
+    w = 1.0 / sigma**2
+    x = np.log(ns)
+    sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+    sy, sxy = (ys * w).sum(axis=1), (ys * w * x).sum(axis=1)
+    slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+    return "log", np.stack([(sy - slope * sx) / sw, slope], axis=1)
 
 
 def fit_learning_curves(
@@ -206,14 +237,11 @@ def fit_learning_curves(
         ns = np.asarray([p[0] for p in pts], dtype=float)
         ys = sign * np.asarray([p[1] for p in pts])
         sig = np.asarray([p[3] for p in pts])
-        form, params = _fit(ns, ys, sig)
-        draws = []
-        for _ in range(_DRAWS):
-            f2, p2 = _fit(ns, ys + rng.normal(0.0, sig), sig)
-            if f2 == form:
-                draws.append(p2)
-        curves[fam] = LearningCurve(fam, number, tuple(pts), form, params, sign, bounds,
-                                    tuple(draws))
+        form, params = _fit(ns, ys[None, :], sig)
+        _, draws = _fit(ns, ys[None, :] + rng.normal(0.0, 1.0, (_DRAWS, len(ns))) * sig, sig)
+        curves[fam] = LearningCurve(fam, number, tuple(pts), form,
+                                    tuple(float(v) for v in params[0]), sign, bounds,
+                                    tuple(tuple(float(v) for v in d) for d in draws))
     for r in done:  # families never probed: a flat line at the mean of their best strategy
         if r.is_probe or not r.train_size:
             continue

@@ -51,8 +51,9 @@ class Attr:
     TRACEBACK = "traceback"
     PLANNED_PARAMS = "planned_params"  #: parameters a queued trial was enqueued with
     PLANNED_STRATEGY = "planned_strategy"  #: a probe's strategy (probes suggest no parameters)
-    # the measurements (autoft.training.TrialOutcome's fields)
-    BEST_SCORE = "best_score"
+    #: the measurements, ``autoft.training.TrialOutcome.to_dict()`` (one attribute: one write)
+    OUTCOME = "outcome"
+    BEST_SCORE = "best_score"  #: (inside OUTCOME; a top-level key in studies of autoft 0.1)
     STATUS = "status"  #: "complete", "pruned", "budget", "diverged" or "skipped"
 
 
@@ -173,8 +174,9 @@ class TrialRecord:
         a = trial.user_attrs
         if a.get(Attr.DUPLICATE_OF) is not None:
             return None
+        m = a.get(Attr.OUTCOME) or a  # autoft 0.1 stored the measurements as top-level keys
         state = trial.state.name
-        status = str(a.get(Attr.STATUS) or "")
+        status = str(a.get(Attr.STATUS) or m.get(Attr.STATUS) or "")
         if status == "deadline":  # the name in studies of autoft 0.1
             status = "budget"
         reason = a.get(Attr.FAIL_REASON) or trial.system_attrs.get("fail_reason")
@@ -198,20 +200,20 @@ class TrialRecord:
             status=status,
             strategy=dict(a.get(Attr.STRATEGY) or {}),
             description=a.get(Attr.DESCRIPTION),
-            score=_finite(a.get(Attr.BEST_SCORE)),
-            scores=tuple(float(s) for s in a.get("scores") or ()),
-            examples_at_eval=tuple(int(n) for n in a.get("examples_at_eval") or ()),
-            seconds=_finite(a.get("wall_seconds")),
-            train_seconds=_finite(a.get("train_seconds")),
-            eval_seconds=_finite(a.get("eval_seconds")),
-            cache_seconds=float(a.get("cache_seconds") or 0.0),
-            cache_examples=int(a.get("cache_examples") or 0),
-            cached=bool(a.get("cached", False)),
-            trainable_params=a.get("trainable_params"),
-            total_params=a.get("total_params"),
-            examples_trained=a.get("examples_trained"),
-            steps=a.get("steps"),
-            total_steps=a.get("total_steps"),
+            score=_finite(m.get(Attr.BEST_SCORE)),
+            scores=tuple(float(s) for s in m.get("scores") or ()),
+            examples_at_eval=tuple(int(n) for n in m.get("examples_at_eval") or ()),
+            seconds=_finite(m.get("wall_seconds")),
+            train_seconds=_finite(m.get("train_seconds")),
+            eval_seconds=_finite(m.get("eval_seconds")),
+            cache_seconds=float(m.get("cache_seconds") or 0.0),
+            cache_examples=int(m.get("cache_examples") or 0),
+            cached=bool(m.get("cached", False)),
+            trainable_params=m.get("trainable_params"),
+            total_params=m.get("total_params"),
+            examples_trained=m.get("examples_trained"),
+            steps=m.get("steps"),
+            total_steps=m.get("total_steps"),
             train_size=a.get(Attr.TRAIN_SIZE),
             seed=a.get(Attr.SEED),
             purpose=a.get(Attr.PURPOSE),
@@ -298,6 +300,7 @@ def trial_records(trials: list[FrozenTrial] | tuple[FrozenTrial, ...]) -> list[T
 
 
 def write_outcome(trial: BaseTrial, outcome: dict[str, Any]) -> None:
-    """Store a fine-tune's measurements (``TrialOutcome.to_dict()``) as the trial's attributes."""
-    for key, value in outcome.items():
-        trial.set_user_attr(key, value)
+    """Store a fine-tune's measurements (``TrialOutcome.to_dict()``) as the trial's
+    ``outcome`` attribute (one write), and its status (``status``) beside it."""
+    trial.set_user_attr(Attr.OUTCOME, outcome)
+    trial.set_user_attr(Attr.STATUS, outcome.get("status", "complete"))
