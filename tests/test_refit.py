@@ -58,3 +58,52 @@ def test_refit_command_and_missing_study(tiny_bert: Path, tmp_path: Path) -> Non
     assert "transformers.pipeline" in result.output
     missing = CliRunner().invoke(main, ["refit", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no study in" in missing.output
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("head", [{"kind": "linear"}, {"kind": "mlp", "width": 8, "depth": 2}])
+def test_exported_logits_equal_the_classifiers(model_type: str, head: dict[str, object]) -> None:
+    import torch
+
+    from autoft.models.hf_model import to_pretrained
+    from autoft.strategies import Head, Strategy
+    from autoft.strategies.apply import build_classifier
+
+    from .test_models import _tiny
+
+    torch.manual_seed(0)
+    strategy = Strategy(frozen_layers=1, head=Head(**head, dropout=0.2), pooling="mean")
+    model, _ = build_classifier(_tiny(model_type), strategy, 3, seed=1)
+    model.eval()
+    exported = to_pretrained(model, {0: "a", 1: "b", 2: "c"}, strategy.to_dict())
+    ids = torch.randint(5, 50, (4, 11))
+    mask = torch.ones_like(ids)
+    mask[2, 7:] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if model_type == "bert":  # segment ids reach the backbone in both
+        inputs["token_type_ids"] = (torch.arange(11) > 5).long().expand(4, 11)
+    with torch.no_grad():
+        expected = model(**inputs)
+        got = exported(**inputs).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert exported.config.head == {"kind": head["kind"], "width": head.get("width", 256),
+                                    "depth": head.get("depth", 1), "dropout": 0.2}
+
+
+@pytest.mark.parametrize("frozen", [0, 3])
+def test_the_reports_snippet_reproduces_its_trials_score(tiny_bert: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         frozen: int) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the search keeps the test's one thread
+    train, _ = _files(tmp_path)
+    space = {**SPACE, "frozen_layers": frozen, "head": "linear", "epochs": 2}
+    out = tmp_path / "out"
+    result = autoft.search(train, model=str(tiny_bert), space=space, out=out, n_trials=1,
+                           seeds=1, curve_sizes=(), device="cpu", validation_size=40)
+    report = json.loads((out / "report.json").read_text())
+    namespace: dict[str, object] = {}
+    exec(report["snippet"], namespace)  # noqa: S102 - the report's own code
+    reproduced = namespace["result"]
+    trial = result.study_.trials[result.recommendation_.trial_number]
+    assert reproduced.validation_score == trial.value  # type: ignore[attr-defined]
+    assert reproduced.outcome.cached == (frozen == 3)  # type: ignore[attr-defined]

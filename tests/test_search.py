@@ -444,3 +444,23 @@ def test_trials_that_cannot_finish_in_the_time_left_are_skipped(data, tiny_bert,
     skipped = trials[trials["status"] == "skipped"]
     assert len(skipped) >= 1 and (skipped["frozen_layers"] < 4).all()
     assert "cost model predicts" in str(skipped["fail_reason"].iloc[0])
+
+
+def test_resume_after_followups_runs_the_queued_ones_first(data, tiny_bert, tmp_path, stub) -> None:  # type: ignore[no-untyped-def]
+    space = {**SPACE, "frozen_layers": {"type": "categorical", "choices": [0, 2, 4]},
+             "head": "linear"}
+    first = _search(data, tiny_bert, tmp_path, space=space, n_trials=9, pruner="none", top_k=2,
+                    curve_sizes=(0.5,))
+    waiting = [t.number for t in first.study_.get_trials(states=(TrialState.WAITING,))]
+    assert waiting, "the first run should stop with follow-ups still queued"
+    result = _search(data, tiny_bert, tmp_path, space=space, n_trials=9 + len(waiting) + 2,
+                     pruner="none", top_k=2, curve_sizes=(0.5,))
+    trials = {t.number: t for t in result.study_.trials}
+    assert all(trials[n].state == TrialState.COMPLETE for n in waiting)  # they ran, first
+    second_run = [t for t in trials.values() if t.number >= 9 and t.state.is_finished()]
+    assert min(t.datetime_start for t in second_run) == min(
+        trials[n].datetime_start for n in waiting)
+    ids = [t.user_attrs.get("followup_id") for t in trials.values()
+           if t.state == TrialState.COMPLETE and t.user_attrs.get("followup_id")]
+    assert len(ids) == len(set(ids))  # no follow-up ran twice across the two runs
+    assert result.recommendation_.confirmed

@@ -167,3 +167,18 @@ def test_fine_tune_uses_the_prefix_cache_and_reports_its_fill(tiny_bert: Path, t
     assert cold.outcome.cache_examples == 120  # 96 training + 24 validation examples, once
     assert warm.outcome.cached and warm.outcome.cache_seconds == 0.0
     assert warm.outcome.scores == cold.outcome.scores  # the same features, the same training
+
+
+def test_autocast_only_on_cuda() -> None:
+    from autoft.training import autocast
+
+    with autocast(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_with_bf16_autocast(encoded) -> None:  # type: ignore[no-untyped-def]
+    encoder, _, train, val = encoded
+    outcome, model = train_strategy(encoder, FAST, train, val, 2, pad_id=0, device="cuda")
+    assert outcome.best_score is not None and outcome.best_score >= 0.9
+    assert next(model.parameters()).is_cuda and not next(encoder.parameters()).is_cuda
