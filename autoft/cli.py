@@ -103,13 +103,14 @@ class _Display:
         note = f" [{'; '.join(notes)}]" if notes else ""
         self.console.print(
             f"trial {record.number:>3} {what:<17} score {shown}{took}{note}  "
-            f"{record.description or ''}", highlight=False, soft_wrap=True)
+            f"{record.description or ''}", highlight=False, soft_wrap=True, markup=False)
         self.current = ""
 
     def on_search_end(self, stopped_because: str) -> None:
         self.live.stop()
         if stopped_because and "interrupted" not in stopped_because:
-            self.console.print(f"search stopped: {stopped_because}", highlight=False)
+            self.console.print(f"search stopped: {stopped_because}", highlight=False,
+                               markup=False)
 
 
 def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: dict[str, Path],

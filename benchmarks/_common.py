@@ -60,9 +60,9 @@ def encoded_task(train: Any, validation: Any, model: str | None = None) -> tuple
     Returns:
         ``(task, encoder, tokenizer, train_encoded, validation_encoded)``.
     """
-    from autoft.backbone import load_backbone
+    from autoft.models import load_backbone
     from autoft.data import load_task_data
-    from autoft.finetune import encode_split
+    from autoft.training import encode_split
 
     task = load_task_data(train, validation=validation)
     encoder, tokenizer, _ = load_backbone(model)

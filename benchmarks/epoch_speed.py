@@ -19,10 +19,10 @@ import time
 
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.backbone import locate_parts
-from autoft.finetune import train_strategy
-from autoft.prefix_cache import PrefixCache
-from autoft.strategy import Strategy
+from autoft.models import locate_parts
+from autoft.training import train_strategy
+from autoft.training import PrefixCache
+from autoft.strategies import Strategy
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ import time
 
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.finetune import train_strategy
-from autoft.strategy import Head, Strategy
+from autoft.training import train_strategy
+from autoft.strategies import Head, Strategy
 
 
 def main() -> None:

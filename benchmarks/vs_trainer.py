@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.finetune import evaluate, train_strategy
-from autoft.hf_model import to_pretrained
-from autoft.strategy import Strategy, build_classifier
+from autoft.training import evaluate, train_strategy
+from autoft.models.hf_model import to_pretrained
+from autoft.strategies import Strategy
+from autoft.strategies.apply import build_classifier
 
 
 def run_trainer(encoder, tokenizer, task, strategy, group_by_length):  # type: ignore[no-untyped-def]
@@ -80,7 +81,7 @@ def main() -> None:
         outcome, model = train_strategy(encoder, strategy, tr, va, task.num_labels, pad_id=pad,
                                         device="cpu", seed=0, evals_per_epoch=1)
         autoft_seconds = time.monotonic() - t0
-        autoft_acc = evaluate(model, va, "accuracy", pad, torch.device("cpu"))
+        autoft_acc = evaluate(model, va, va.labels, "accuracy", pad, torch.device("cpu"))
         row = {"frozen_layers": k, "autoft_seconds": round(autoft_seconds, 1),
                "autoft_final_dev_accuracy": round(autoft_acc, 4)}
         for group in (False, True):

@@ -85,6 +85,32 @@ def test_without_any_strategy_confirmed_the_best_evidenced_one_is_provisional() 
     assert "provisional" in rec.reason
 
 
+def test_a_reseeded_leader_beats_a_confirmed_weaker_strategy() -> None:
+    # the demo's 5-minute search: full fine-tuning re-seeded once (0.830, 0.823) when the budget
+    # ended, the linear probe confirmed with 3 seeds far below it
+    study = optuna.create_study(direction="maximize")
+    probe = _add(study, 6, 3e-3, 0.7933, 1.0)
+    full = _add(study, 0, 3e-5, 0.8300, 100.0)
+    _add(study, 0, 3e-5, 0.8233, 96.0, reseed_of=full)
+    _add(study, 6, 3e-3, 0.7933, 1.0, reseed_of=probe)
+    _add(study, 6, 3e-3, 0.7767, 1.0, reseed_of=probe)
+    rec = _rec(study)
+    assert rec.trial_number == full and rec.seeds == 2 and not rec.confirmed
+    assert "provisional" in rec.reason
+
+
+def test_of_two_means_the_one_over_fewer_runs_must_be_higher() -> None:
+    study = optuna.create_study(direction="maximize")
+    three = _add(study, 0, 1e-4, 0.830, 60.0)
+    _add(study, 0, 1e-4, 0.820, 60.0, reseed_of=three)
+    _add(study, 0, 1e-4, 0.825, 60.0, reseed_of=three)
+    two = _add(study, 1, 1e-4, 0.8258, 59.0)  # mean 0.8254 vs 0.8250: inside the noise
+    _add(study, 1, 1e-4, 0.8250, 59.0, reseed_of=two)
+    rec = _rec(study)
+    assert rec.trial_number == three and rec.confirmed
+    assert [g["trial_number"] for g in rec.unconfirmed] == [two]
+
+
 def test_cheaper_strategy_within_the_pooled_noise_is_recommended() -> None:
     study = optuna.create_study(direction="maximize")
     full = _add(study, 0, 1e-4, 0.842, 60.0)

@@ -2,15 +2,17 @@
 what cost.
 
 **The rule.** Runs that trained their strategy to the end on the full training split are grouped
-by strategy (a trial and its re-seeded runs). A strategy counts as *confirmed* once it has
-``seeds`` runs (the search's ``--seeds``, 3 by default), or, when no strategy has that many, as
-many runs as the best-evidenced one has. Only confirmed strategies are compared, by their mean
-score: a strategy with fewer runs never outranks one whose mean is over several seeds, because the
-best of many single runs is biased upwards (the winner's curse). Such a strategy is reported as an
-*unconfirmed leader* when it scored higher; the search re-seeds every leader while it has time
-(see :mod:`autoft.searching.followups`).
+by strategy (a trial and its re-seeded runs). Only strategies that were *re-seeded* (2 runs or
+more; with ``seeds=1``, every strategy) are compared when any was: a strategy with a single run
+never outranks a mean over several seeds, because the best of many single runs is biased upwards
+(the winner's curse). Among them the lower bound ``mean - s / sqrt(n)`` ranks (``s`` the pooled
+seed standard deviation, below), so that of two means the one over fewer runs must be higher to
+lead. A strategy is *confirmed* once it has ``seeds`` runs (the search's ``--seeds``, 3 by
+default); a recommendation that is not confirmed is marked provisional, and strategies that scored
+higher on fewer runs are reported as *unconfirmed leaders*. The search re-seeds every leader while
+it has time (see :mod:`autoft.searching.followups`).
 
-A confirmed strategy that costs at most 2/3 as much is recommended instead of the best one when
+A compared strategy that costs at most 2/3 as much is recommended instead of the best one when
 its mean is within the noise of the best one's: one standard error of the difference of the two
 means, from the *pooled* seed standard deviation of all re-seeded strategies (they share the data,
 the backbone and the machine, so their seed noise is alike; the pooled estimate is the one of the
@@ -221,10 +223,15 @@ def recommend(
     groups = group_runs(records, direction)
     if not groups:
         return None
-    level = min(max(1, seeds), max(g.n for g in groups))
-    pool = [g for g in groups if g.n >= level]
-    leader = pool[0]
     spread = pooled_std(groups)
+    level = min(max(1, seeds), 2)  # re-seeded at least once
+    pool = [g for g in groups if g.n >= level] or list(groups)
+
+    def bound(g: Group) -> float:  # a lower bound of the score (in the maximise direction)
+        return sign * g.mean - (spread or 0.0) / math.sqrt(g.n)
+
+    pool.sort(key=lambda g: (-bound(g), g.seconds))
+    leader = pool[0]
 
     def noise(a: Group, b: Group) -> float:
         if spread is None:
@@ -271,7 +278,8 @@ def recommend(
             "first), so its score may be lucky; resume the search to confirm it.")
     if step_note:
         parts.append(step_note)
-    unconfirmed = [g for g in groups if g.n < level and sign * (g.mean - leader.mean) > 0]
+    unconfirmed = [g for g in groups if g is not pick and g.n < seeds
+                   and sign * (g.mean - pick.mean) > 0]
     for g in unconfirmed[:3]:
         parts.append(
             f"Trial {g.trial_number} ({g.description}) scored {g.mean:.4f} in "

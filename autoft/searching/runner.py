@@ -46,6 +46,7 @@ from autoft.searching.followups import (
     FollowupSettings,
     counted,
     enqueue_followups,
+    estimate_seconds,
     followup_room,
     followups_due,
     is_duplicate_followup,
@@ -484,6 +485,11 @@ class SearchStopper:
                     trials, plans, settings=cfg.followups, train_size=len(runner.train),
                     budget_seconds=runner.limits.seconds, deadline=runner.deadline,
                     n_trials=runner.limits.n_trials)
+            if state.followups_active and runner.deadline is not None:
+                # a follow-up that cannot finish in the time left would only be skipped
+                left = runner.deadline - time.monotonic()
+                plans = [p for p in plans if 1.1 * estimate_seconds(
+                    trials, [p], len(runner.train)) <= left]
             if state.followups_active and plans:
                 enqueue_followups(study, plans,
                                   followup_room(trials, runner.limits.n_trials, len(plans)))
