@@ -15,13 +15,7 @@ import optuna
 
 from autoft.analysis import Recommendation, analyse
 from autoft.study.info import stored_info
-from autoft.study.records import (
-    STATUSES,
-    STRATEGY_COLUMNS,
-    StudyAttr,
-    TrialRecord,
-    trial_records,
-)
+from autoft.study.records import STATUSES, StudyAttr, TrialRecord, table_rows, trial_records
 from autoft.study.status import study_runs
 
 __all__ = ["build_report", "snippet"]
@@ -129,7 +123,6 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
     rec: Recommendation | None = analysis.pop("recommendation")
     runs = study_runs(study)
     counts = {status: sum(1 for r in records if r.status == status) for status in STATUSES}
-    extra_fields = tuple(sorted({k for r in records for k in r.strategy} - set(STRATEGY_COLUMNS)))
     last = runs[-1] if runs else {}
     stopped = "" if not last else (
         "the run was interrupted" if last.get("ended") is None or "interrupted" in str(
@@ -164,7 +157,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
             "last_run_ended": stopped,
         },
         "trial_counts": counts,
-        "trials": [r.as_row(extra_fields) for r in records],
+        "trials": table_rows(records),
         "recommendation": None if rec is None else rec.to_dict(),
         "provisional": _provisional(records, rec, info, analysis, stopped),
         "refit": study.user_attrs.get(StudyAttr.REFIT),

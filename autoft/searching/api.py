@@ -63,6 +63,7 @@ from autoft.study import (
     trial_records,
 )
 from autoft.study.info import check_resume, data_paths, now, stored_info
+from autoft.study.records import table_rows
 from autoft.study.storage import STUDY_DB, study_file
 
 __all__ = ["SearchResult", "search"]
@@ -112,7 +113,7 @@ class SearchResult:
             study.user_attrs.get(StudyAttr.FOLLOWUPS)).seeds)
         records = trial_records(study.get_trials(deepcopy=False))
         self.recommendation_: Recommendation | None = recommend_from_info(records, info)
-        rows = [r.as_row() for r in records if r.status != "waiting"]
+        rows = table_rows([r for r in records if r.status != "waiting"])
         columns = list(rows[0]) if rows else []
         self.trials_: dict[str, list[Any]] = {c: [r.get(c) for r in rows] for c in columns}
 

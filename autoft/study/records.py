@@ -24,6 +24,7 @@ __all__ = [
     "StudyAttr",
     "TrialRecord",
     "strategy_key",
+    "table_rows",
     "trial_records",
     "write_outcome",
 ]
@@ -291,6 +292,13 @@ class TrialRecord:
             row[f.name] = list(value) if isinstance(value, tuple) else value
         row["evaluations"] = self.evaluations
         return row
+
+
+def table_rows(records: list[TrialRecord]) -> list[dict[str, Any]]:
+    """:meth:`TrialRecord.as_row` of each record, with every strategy field any record has (a
+    kind's own fields after the common ones), so the rows share their columns."""
+    extra = tuple(sorted({k for r in records for k in r.strategy} - set(STRATEGY_COLUMNS)))
+    return [r.as_row(extra) for r in records]
 
 
 def trial_records(trials: list[FrozenTrial] | tuple[FrozenTrial, ...]) -> list[TrialRecord]:
