@@ -25,6 +25,7 @@ from autoft.analysis import (
 from autoft.searching.followups import (
     FollowupSettings,
     estimate_seconds,
+    followups_due,
     is_duplicate_followup,
     nested_subset,
     plan_followups,
@@ -405,3 +406,31 @@ def test_nested_stratified_subsets() -> None:
         nested_subset(labels, 50, 0, stratify=False))
     assert resolve_sizes((0.1, 0.3, 500, 5000), 2000) == [200, 500, 600]
     assert resolve_sizes((0.01,), 2000) == []  # 20 examples: too few to probe
+
+
+def test_followups_are_due_when_the_time_left_needs_them() -> None:
+    import time
+
+    study = optuna.create_study(direction="maximize")
+    a = _add(study, 0, 1e-4, 0.84, 100.0)
+    _add(study, 2, 1e-4, 0.83, 50.0)
+    settings = FollowupSettings(seeds=3, top_k=2, curve_sizes=(100,), reserve=0.1)
+    trials = study.get_trials()
+    plans = plan_followups(trials, 6, 1000, settings)
+    needed = 1.15 * estimate_seconds(trials, [p for p in plans if p[1]["followup_id"].count(":")
+                                              < 3], 1000)
+    assert needed == pytest.approx(1.15 * (2 * 100 + 2 * 50 + (80 * 0.1 + 20) + (40 * 0.1 + 10)))
+
+    def due(left: float, budget: float = 1000.0) -> bool:
+        return followups_due(trials, plans, settings=settings, train_size=1000,
+                             budget_seconds=budget, deadline=time.monotonic() + left,
+                             n_trials=None)
+
+    assert not due(900.0)  # plenty of time: keep searching
+    assert due(needed - 5)  # the re-seeds and first probes just fit: start them
+    assert not due(needed + 5)
+    assert due(90.0)  # the reserve (10%) is reached
+    # the estimate (393 s) is capped at half the budget: never earlier than 300 s before the end
+    assert not due(310.0, budget=600.0) and due(290.0, budget=600.0)
+    assert not due(1200.0, budget=10_000.0)
+    assert a == 0

@@ -259,8 +259,8 @@ def followups_due(
     """Whether this run should enter its follow-up phase now.
 
     With a time budget: once the time left is no more than the larger of the ``reserve`` share of
-    the budget and the plan's estimated cost plus 15% (:func:`estimate_seconds`), the latter capped
-    at :data:`MAX_SHARE` of the budget. With ``n_trials``: once 6 trials trained to the end and the
+    the budget and the estimated cost of the re-seeds and first probes plus 15%
+    (:func:`estimate_seconds`), the latter capped at :data:`MAX_SHARE` of the budget. With ``n_trials``: once 6 trials trained to the end and the
     trials left are no more than the plan (capped at :data:`MAX_SHARE` of ``n_trials``).
     """
     if not settings.enabled or not plans:
@@ -270,7 +270,10 @@ def followups_due(
         if left <= settings.reserve * budget_seconds:
             return True
         if left <= MAX_SHARE * budget_seconds:
-            needed = 1.15 * estimate_seconds(trials, plans, train_size)
+            # what the recommendation needs: the re-seeds and one probe per size (more probe
+            # seeds run only if time is left)
+            needed = 1.15 * estimate_seconds(trials, [p for p in plans if str(
+                p[1].get(Attr.FOLLOWUP_ID, "")).count(":") < 3], train_size)
             if left <= min(needed, MAX_SHARE * budget_seconds):
                 return True
     if n_trials is not None:
