@@ -133,11 +133,14 @@ def _rdb(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
             heartbeat_stale_trial_callback=_on_stale, **kwargs)
 
 
-def _sqlite(path: Path) -> optuna.storages.RDBStorage:
-    # A generous busy timeout: with one writer, SQLite never waits long.
+def _sqlite(path: Path, existing: bool = False) -> optuna.storages.RDBStorage:
+    # A generous busy timeout: with one writer, SQLite never waits long. An existing study file
+    # opened to be read (status, report) skips the table creation and schema check, which take
+    # most of a second.
     try:
         return _rdb(f"sqlite:///{path.resolve()}",
-                    engine_kwargs={"connect_args": {"timeout": 60}})
+                    engine_kwargs={"connect_args": {"timeout": 60}},
+                    skip_table_creation=existing, skip_compatibility_check=existing)
     except Exception as exc:  # sqlalchemy's DatabaseError and friends
         raise StudyError(
             f"{str(path)!r} is not a readable SQLite study file ({_first_line(exc)}); move it "
@@ -247,7 +250,7 @@ def open_storage(
                 "--workers 1), or start a new --out folder with --workers N (or --storage URL) to "
                 "have several workers"
             )
-        return _sqlite(db)
+        return _sqlite(db, existing=not create)
     if not create:
         raise StudyError(
             f"no study in {str(out)!r} (no {STUDY_DB} or {STUDY_JOURNAL}); give the --out folder "

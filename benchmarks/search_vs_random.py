@@ -1,0 +1,197 @@
+"""Benchmark: autoft's search against random search, judged on fresh seeds.
+
+Issue 10's acceptance run. SST-2, 2,000 training rows (seed 0), validated on the 872 rows of
+dev.tsv, the default MiniLM backbone, 20 minutes per search:
+
+* ``autoft``: ``autoft.search`` with its defaults (TPE with successive halving, baselines,
+  re-seeds and learning-curve probes), sampler seed r;
+* ``random``: random search over the same space (``optuna.samplers.RandomSampler``), no pruning,
+  no baselines, no follow-ups, sampler seed 1000 + r; its recommendation is its best single run.
+
+The arms are interleaved (autoft, random, autoft, ...) so that the machine's noise falls on both
+alike. A search's own best score is biased upwards (the best of many noisy runs on one validation
+set), so each run's recommendation is trained again with fresh seeds (``--confirm-seeds``, seeds
+10000, 10001, ... that no trial used) and the arms are compared on those confirmed means. The next
+best strategies of each run (``--top``, its top 3 by the search's own means) are confirmed too, to
+report how far the pick is from the best strategy the run found. The confirmations run
+``autoft.fine_tune`` (the report's snippet), so they also time it: the cost prediction is checked
+against them (``benchmarks/curves_and_cost.py`` does the learning-curve check from these studies).
+
+    python benchmarks/search_vs_random.py                       # about 3 hours
+    python benchmarks/search_vs_random.py --budget 2m --repeats 1 --rows 300 --confirm-seeds 1
+
+Results: ``benchmarks/results/search_vs_random.json`` (written after every search and confirmation,
+so an interrupted run keeps what it measured; ``--resume`` continues one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, SHARED_DATA, machine, save, sst2_train
+
+CONFIRM_SEED0 = 10_000
+
+
+def _arm_kwargs(arm: str, repeat: int) -> dict[str, Any]:
+    import optuna
+
+    if arm == "autoft":
+        return {"seed": repeat}
+    return {"seed": repeat, "sampler": optuna.samplers.RandomSampler(seed=1000 + repeat),
+            "pruner": "none", "seeds": 1, "curve_sizes": (), "baselines": False}
+
+
+def _search(arm: str, repeat: int, train: Path, dev: Path, budget: str, work: Path) -> dict:
+    import autoft
+    from autoft.study import trial_records
+
+    out = work / f"{arm}-{repeat}"
+    started = time.monotonic()
+    result = autoft.search(train, validation=dev, budget=budget, out=out, device="cpu",
+                           **_arm_kwargs(arm, repeat))
+    seconds = time.monotonic() - started
+    records = trial_records(result.study_.get_trials(deepcopy=False))
+    rec = result.recommendation_
+    assert rec is not None, f"{arm} run {repeat} recommended nothing"
+    by_mean = sorted(rec.groups, key=lambda g: -g["mean"])
+    # random search's answer is its best single run; autoft's is its recommendation
+    pick = by_mean[0] if arm == "random" else next(
+        g for g in rec.groups if g["trial_number"] == rec.trial_number)
+    top = [pick] + [g for g in by_mean if g["trial_number"] != pick["trial_number"]][:2]
+    statuses = [r.status for r in records]
+    return {
+        "arm": arm, "repeat": repeat, "out": str(out), "seconds": round(seconds, 1),
+        "trials": len(records), "complete": statuses.count("complete"),
+        "pruned": statuses.count("pruned"), "budget_stopped": statuses.count("budget"),
+        "skipped": statuses.count("skipped"),
+        "sampled": sum(1 for r in records if not r.purpose and not r.baseline
+                       and r.status != "skipped"),
+        "frozen_layers_tried": sorted({r.frozen_layers for r in records
+                                       if r.frozen_layers is not None}),
+        "pick": {"trial": pick["trial_number"], "description": pick["description"],
+                 "search_score": pick["mean"], "search_runs": pick["n"],
+                 "confirmed_in_search": arm == "autoft" and rec.confirmed,
+                 "predicted_seconds": pick["seconds"], "cache_seconds_in_search":
+                 pick["cache_seconds"], "cached": pick["cached"]},
+        "top": [{"trial": g["trial_number"], "description": g["description"],
+                 "search_mean": g["mean"], "search_runs": g["n"],
+                 "strategy": next(r.strategy for r in records if r.number == g["trial_number"])}
+                for g in top],
+    }
+
+
+def _confirm(strategy: dict, train: Path, dev: Path, seeds: int, cache_dir: Path) -> list[dict]:
+    import autoft
+    from autoft.training import PrefixCache
+
+    cache = PrefixCache(cache_dir)
+    rows = []
+    for seed in range(CONFIRM_SEED0, CONFIRM_SEED0 + seeds):
+        started = time.monotonic()
+        fit = autoft.fine_tune(train, strategy, validation=dev, seed=seed, device="cpu",
+                               cache=cache)
+        rows.append({"seed": seed, "dev_accuracy": fit.validation_score,
+                     "call_seconds": round(time.monotonic() - started, 1),
+                     "wall_seconds": round(fit.outcome.wall_seconds, 1),
+                     "train_eval_seconds": round(fit.outcome.train_seconds
+                                                 + fit.outcome.eval_seconds, 1),
+                     "cache_seconds": round(fit.outcome.cache_seconds, 1)})
+        print(f"    seed {seed}: {fit.validation_score:.4f} in {fit.outcome.wall_seconds:.0f} s"
+              f" (cache fill {fit.outcome.cache_seconds:.0f} s)", flush=True)
+    return rows
+
+
+def _summary(runs: list[dict]) -> dict:
+    out: dict[str, Any] = {}
+    for arm in ("autoft", "random"):
+        picks = [r["pick_confirmed_mean"] for r in runs if r["arm"] == arm
+                 and "pick_confirmed_mean" in r]
+        if picks:
+            out[arm] = {"pick_confirmed_means": picks, "mean": statistics.fmean(picks),
+                        "std": statistics.stdev(picks) if len(picks) > 1 else None,
+                        "trials": [r["trials"] for r in runs if r["arm"] == arm],
+                        "pick_gap_to_best_of_top": [r.get("pick_gap") for r in runs
+                                                    if r["arm"] == arm]}
+    pairs = {}
+    for r in runs:
+        if "pick_confirmed_mean" in r:
+            pairs.setdefault(r["repeat"], {})[r["arm"]] = r["pick_confirmed_mean"]
+    diffs = [p["autoft"] - p["random"] for p in pairs.values() if len(p) == 2]
+    if diffs:
+        out["difference_autoft_minus_random"] = {
+            "per_repeat": diffs, "mean": statistics.fmean(diffs),
+            "std": statistics.stdev(diffs) if len(diffs) > 1 else None}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", default="20m")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--confirm-seeds", type=int, default=3)
+    parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-search-vs-random"))
+    parser.add_argument("--resume", action="store_true", help="keep finished searches")
+    parser.add_argument("--name", default="search_vs_random")
+    args = parser.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    train = args.work / "sst2_train.tsv"
+    sst2_train(args.rows, seed=0).to_csv(train, sep="\t", index=False)
+    dev = SHARED_DATA / "sst2" / "dev.tsv"
+    path = RESULTS / f"{args.name}.json"
+    payload: dict[str, Any] = {"runs": []}
+    if args.resume and path.is_file():
+        payload = json.loads(path.read_text())
+    payload.update({
+        "data": f"SST-2 train.tsv, {args.rows} rows sampled with seed 0; validation dev.tsv (872)",
+        "backbone": "all-MiniLM-L6-v2", "budget": args.budget, "repeats": args.repeats,
+        "confirm_seeds": args.confirm_seeds, "machine": machine(),
+    })
+    done = {(r["arm"], r["repeat"]) for r in payload["runs"]}
+    for repeat in range(args.repeats):  # interleaved: autoft, random, autoft, random, ...
+        for arm in ("autoft", "random"):
+            if (arm, repeat) in done:
+                continue
+            print(f"[{time.strftime('%H:%M:%S')}] search: {arm}, repeat {repeat}", flush=True)
+            payload["runs"].append(_search(arm, repeat, train, dev, args.budget, args.work))
+            save(args.name, payload)
+    for run in payload["runs"]:
+        for i, entry in enumerate(run["top"][:args.top]):
+            if "confirmed" in entry:
+                continue
+            print(f"[{time.strftime('%H:%M:%S')}] confirm {run['arm']} {run['repeat']} top {i}: "
+                  f"{entry['description']}", flush=True)
+            cache_dir = args.work / f"cache-{run['arm']}-{run['repeat']}-{i}"
+            entry["confirmed"] = _confirm(entry["strategy"], train, dev, args.confirm_seeds,
+                                          cache_dir)
+            scores = [c["dev_accuracy"] for c in entry["confirmed"]]
+            entry["confirmed_mean"] = statistics.fmean(scores)
+            entry["confirmed_std"] = statistics.stdev(scores) if len(scores) > 1 else None
+            if i == 0:
+                run["pick_confirmed_mean"] = entry["confirmed_mean"]
+            confirmed = [e["confirmed_mean"] for e in run["top"] if "confirmed_mean" in e]
+            run["best_of_top_confirmed_mean"] = max(confirmed)
+            run["pick_gap"] = run["best_of_top_confirmed_mean"] - run["pick_confirmed_mean"]
+            payload["summary"] = _summary(payload["runs"])
+            save(args.name, payload)
+    payload["summary"] = _summary(payload["runs"])
+    save(args.name, payload)
+    print(json.dumps(payload["summary"], indent=2))
+    for run in payload["runs"]:
+        print(f"{run['arm']:>7} {run['repeat']}: {run['trials']} trials "
+              f"({run['pruned']} pruned), pick {run['pick']['description']}: search "
+              f"{run['pick']['search_score']:.4f} ({run['pick']['search_runs']} runs), confirmed "
+              f"{run.get('pick_confirmed_mean', float('nan')):.4f}; best of top "
+              f"{run.get('best_of_top_confirmed_mean', float('nan')):.4f}")
+
+
+if __name__ == "__main__":
+    main()
