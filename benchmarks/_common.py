@@ -60,8 +60,8 @@ def encoded_task(train: Any, validation: Any, model: str | None = None) -> tuple
     Returns:
         ``(task, encoder, tokenizer, train_encoded, validation_encoded)``.
     """
-    from autoft.models import load_backbone
     from autoft.data import load_task_data
+    from autoft.models import load_backbone
     from autoft.training import encode_split
 
     task = load_task_data(train, validation=validation)

@@ -20,9 +20,8 @@ import time
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
 from autoft.models import locate_parts
-from autoft.training import train_strategy
-from autoft.training import PrefixCache
 from autoft.strategies import Strategy
+from autoft.training import PrefixCache, train_strategy
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ import time
 
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.training import train_strategy
 from autoft.strategies import Head, Strategy
+from autoft.training import train_strategy
 
 
 def main() -> None:

@@ -33,9 +33,8 @@ from pathlib import Path
 from _common import RESULTS, SHARED_DATA, encoded_task, machine, save, sst2_train
 
 import autoft
-from autoft.training import train_strategy
-from autoft.training import PrefixCache
 from autoft.strategies import Strategy
+from autoft.training import PrefixCache, train_strategy
 
 CONFIRM_SEED0 = 10_000  # trial n trains with seed n, so these seeds are fresh for any study here
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from _common import SHARED_DATA, encoded_task, machine, read_tsv, save, sst2_train
 
-from autoft.training import evaluate, train_strategy
 from autoft.models.hf_model import to_pretrained
 from autoft.strategies import Strategy
 from autoft.strategies.apply import build_classifier
+from autoft.training import evaluate, train_strategy
 
 
 def run_trainer(encoder, tokenizer, task, strategy, group_by_length):  # type: ignore[no-untyped-def]

@@ -330,8 +330,8 @@ def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[
     checks["conflicting_label_texts"] = len(conflicting)
     if conflicting:
         logger.warning(
-            "%d texts of the training data appear with different labels (e.g. %s); a model cannot "
-            "fit both, so the best reachable score is below 1", len(conflicting),
+            "%d distinct text(s) of the training data appear with different labels (e.g. %s); a "
+            "model cannot fit both, so the best reachable score is below 1", len(conflicting),
             _examples(conflicting))
     train_set = set(train_keys)
     for role, other in others.items():
@@ -341,7 +341,7 @@ def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[
         checks[f"{role}_texts_in_train"] = len(shared)
         if shared:
             logger.warning(
-                "%d distinct texts of the %s data also occur in the training data (e.g. %s); "
+                "%d distinct text(s) of the %s data also occur in the training data (e.g. %s); "
                 "scores on them overstate how the model does on new texts", len(shared), role,
                 _examples(shared))
     return checks

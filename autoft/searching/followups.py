@@ -260,8 +260,9 @@ def followups_due(
 
     With a time budget: once the time left is no more than the larger of the ``reserve`` share of
     the budget and the estimated cost of the re-seeds and first probes plus 15%
-    (:func:`estimate_seconds`), the latter capped at :data:`MAX_SHARE` of the budget. With ``n_trials``: once 6 trials trained to the end and the
-    trials left are no more than the plan (capped at :data:`MAX_SHARE` of ``n_trials``).
+    (:func:`estimate_seconds`), the latter capped at :data:`MAX_SHARE` of the budget. With
+    ``n_trials``: once 6 trials trained to the end and the trials left are no more than the plan
+    (capped at :data:`MAX_SHARE` of ``n_trials``).
     """
     if not settings.enabled or not plans:
         return False
