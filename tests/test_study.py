@@ -128,15 +128,11 @@ def _journal_with_trials(folder: Path, n: int = 3) -> Path:
 @pytest.mark.parametrize("cut", [7, 30, -1])
 def test_a_cut_off_last_journal_record_is_set_aside(tmp_path: Path, cut: int,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    import os
-
     path = _journal_with_trials(tmp_path)
     whole = path.read_bytes()
     # a worker killed while appending: part of one more record, no newline
     fragment = b'{"op_code": 4, "worker_id": "w", "study_id": 0, "datetime_start": "2026'
     path.write_bytes(whole + fragment[:cut])
-    old = path.stat().st_mtime - 60
-    os.utime(path, (old, old))
     with caplog.at_level("WARNING", logger="autoft"):
         study = optuna.load_study(study_name="s", storage=open_storage(tmp_path))
     assert [t.value for t in study.trials] == [0.0, 1.0, 2.0]  # every finished trial kept
@@ -183,3 +179,73 @@ def test_records_read_what_trials_wrote(tmp_path: Path) -> None:
     assert budget.cost_seconds == 4.0 and budget.seconds == 6.0 and not budget.finished
     assert budget.key == TrialRecord.from_trial(study.trials[0]).key  # type: ignore[union-attr]
     assert killed.status == "interrupted" and "interrupted" in str(killed.fail_reason)
+
+
+def test_a_journal_cut_at_any_byte_keeps_every_whole_record(tmp_path: Path) -> None:
+    # a writer killed at a random point leaves the file cut at some byte: whatever the byte, the
+    # study opens, keeps every trial whose record was whole, and takes new trials
+    import random
+
+    source = _journal_with_trials(tmp_path / "source", n=6)
+    whole = source.read_bytes()
+    ends = [i + 1 for i, b in enumerate(whole) if b == ord("\n")]
+    rng = random.Random(0)
+    for cut in sorted(rng.sample(range(ends[0] + 1, len(whole)), 25)):
+        folder = tmp_path / f"cut{cut}"
+        folder.mkdir()
+        (folder / "study.journal").write_bytes(whole[:cut])
+        kept = sum(1 for e in ends if e <= cut)  # whole records before the cut
+        study = optuna.load_study(study_name="s", storage=open_storage(folder))
+        expected = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(_prefix(tmp_path, whole, ends, kept)))))
+        assert [t.value for t in study.trials] == [t.value for t in expected.trials]
+        study.add_trial(optuna.trial.create_trial(value=9.0))
+        again = optuna.load_study(study_name="s", storage=open_storage(folder))
+        assert [t.value for t in again.trials] == [t.value for t in expected.trials] + [9.0]
+
+
+def _prefix(tmp_path: Path, whole: bytes, ends: list[int], kept: int) -> Path:
+    path = tmp_path / f"prefix{kept}.journal"
+    path.write_bytes(whole[:ends[kept - 1]])
+    return path
+
+
+WRITER = """
+import sys, optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+path = sys.argv[1]
+storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+study = optuna.create_study(study_name="s", storage=storage, load_if_exists=True)
+i = 0
+while True:
+    study.add_trial(optuna.trial.create_trial(value=float(i), user_attrs={"pad": "x" * 200_000}))
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_writers_killed_at_random_moments_lose_no_finished_trial(tmp_path: Path) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    path = tmp_path / "study.journal"
+    rng = random.Random(1)
+    written = 0
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout is not None
+        proc.stdout.readline()  # it is writing
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        written += len(proc.stdout.read().split()) + 1  # trials it reported as stored
+        study = optuna.load_study(study_name="s", storage=open_storage(tmp_path))
+        assert len(study.trials) >= written
+        written = len(study.trials)

@@ -148,42 +148,62 @@ def _sqlite(path: Path, existing: bool = False) -> optuna.storages.RDBStorage:
         ) from None
 
 
-def _check_journal(path: Path) -> None:
-    """Repair a journal whose last record was cut off; refuse one broken elsewhere.
-
-    Raises:
-        StudyError: A record before the last one is not valid JSON.
-    """
-    if not path.is_file():
-        return
-    raw = path.read_bytes()
+def _broken_lines(raw: bytes) -> tuple[list[int], int]:
+    """Numbers (0-based) of the lines of a journal that are not whole records, and the number of
+    the last line with content. A last line without its newline is never whole: Optuna would
+    append the next record onto it."""
     lines = raw.split(b"\n")
     bad = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
+        if i == len(lines) - 1:  # no newline after it
+            bad.append(i)
+            continue
         try:
             json.loads(line)
         except ValueError:
             bad.append(i)
-    if not bad:
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    return bad, last
+
+
+def _check_journal(path: Path) -> None:
+    """Repair a journal whose last record was cut off; refuse one broken elsewhere.
+
+    The check runs under the journal's own lock (``JournalFileOpenLock``, the one Optuna's
+    writers take to append), so a live writer finishing its line is waited for, never cut.
+
+    Raises:
+        StudyError: A record before the last one is broken (the file is left unchanged).
+    """
+    from optuna.storages.journal import JournalFileOpenLock
+
+    if not path.is_file() or not _broken_lines(path.read_bytes())[0]:
         return
-    last = max(i for i, line in enumerate(lines) if line.strip())
-    if bad != [last]:
-        raise StudyError(
-            f"{str(path)!r} has broken records (line {bad[0] + 1} of {len(lines)}), not only a "
-            "cut-off last one, so it was left unchanged. Restore it from a backup, or keep the "
-            f"lines before line {bad[0] + 1} in a copy and resume from that copy"
-        )
-    if time.time() - path.stat().st_mtime < 10:
-        return  # a live writer may be finishing the line; leave it alone
-    backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-    shutil.copy2(path, backup)
-    good = b"\n".join(lines[:last]) + b"\n" if last else b""
-    path.write_bytes(good)
-    logger.warning(
-        "the last record of %s was cut off (a process was killed while writing it) and was set "
-        "aside; the original file is kept as %s, and every finished trial is kept", path, backup)
+    lock = JournalFileOpenLock(str(path), grace_period=30)
+    lock.acquire()
+    try:
+        raw = path.read_bytes()
+        bad, last = _broken_lines(raw)
+        if not bad:
+            return  # a live writer finished its line meanwhile
+        if bad != [last]:
+            raise StudyError(
+                f"{str(path)!r} has broken records (line {bad[0] + 1} of {last + 1}), not only a "
+                "cut-off last one, so it was left unchanged. Restore it from a backup, or keep the "
+                f"lines before line {bad[0] + 1} in a copy and resume from that copy"
+            )
+        backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(path, backup)
+        lines = raw.split(b"\n")
+        path.write_bytes(b"".join(line + b"\n" for line in lines[:last]))
+        logger.warning(
+            "the last record of %s was cut off (a process was killed while writing it) and was "
+            "set aside; the original file is kept as %s, and every finished trial is kept",
+            path, backup)
+    finally:
+        lock.release()
 
 
 def _journal(path: Path) -> optuna.storages.JournalStorage:
