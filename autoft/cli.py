@@ -310,18 +310,33 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
 @click.option("--save-to", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder (default OUT_DIR/model).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--portable", is_flag=True, help="Also copy the model's code into the folder, so it "
+              "loads without autoft (with trust_remote_code=True).")
 def refit_command(out_dir: Path | None, storage: str | None, study_name: str | None,
-                  save_to: Path | None, device: str) -> None:
+                  save_to: Path | None, device: str, portable: bool) -> None:
     """Train the recommended strategy again, score the test split, save a pipeline-ready model."""
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     import autoft
     from autoft.report import write_report
     from autoft.study import load_study
 
+    bar = Progress(TextColumn("refit"), BarColumn(), TextColumn("{task.completed}/{task.total} "
+                   "evaluations, validation {task.fields[score]}"), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    job = bar.add_task("refit", total=None, score="-")
+
+    def progress(index: int, total: int, score: float) -> None:
+        bar.update(job, completed=index, total=total, score=f"{score:.4f}")
+
     try:
-        result = autoft.refit(out_dir, storage=storage, study_name=study_name, save_to=save_to,
-                              device=device)
+        with bar:
+            result = autoft.refit(out_dir, storage=storage, study_name=study_name,
+                                  save_to=save_to, device=device, progress=progress,
+                                  portable=portable)
         if out_dir is not None:
             write_report(load_study(out_dir, study_name, storage), out_dir)
     except autoft.AutoftError as exc:
@@ -330,7 +345,8 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
     click.echo(f"refit trial {result.trial_number}: validation {result.validation_score:.4f}, "
                f"test {test}; saved to {result.path}")
     click.echo(f'load it: import autoft, transformers; '
-               f'transformers.pipeline("text-classification", model="{result.path}")')
+               f'transformers.pipeline("text-classification", model="{result.path}")'
+               + ("; or, without autoft, add trust_remote_code=True" if portable else ""))
 
 
 @main.command("status")

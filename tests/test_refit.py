@@ -86,8 +86,8 @@ def test_exported_logits_equal_the_classifiers(model_type: str, head: dict[str, 
         expected = model(**inputs)
         got = exported(**inputs).logits
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    assert exported.config.head == {"kind": head["kind"], "width": head.get("width", 256),
-                                    "depth": head.get("depth", 1), "dropout": 0.2}
+    assert exported.config.head == ({"kind": "linear", "dropout": 0.2} if head["kind"] == "linear"
+                                    else {"kind": "mlp", "width": 8, "depth": 2, "dropout": 0.2})
 
 
 @pytest.mark.parametrize("frozen", [0, 3])

@@ -25,7 +25,12 @@ __all__ = [
     "locate_parts",
     "resolve_backbone",
     "supported_model_types",
+    "unknown_token_rate",
 ]
+
+#: Above this share of unknown tokens in the training data, a search warns that the backbone
+#: cannot read the text (English WordPiece vocabularies give 1-2% on English web text).
+UNKNOWN_TOKEN_WARNING = 0.05
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +136,25 @@ def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any,
     locate_parts(encoder)
     encoder.eval()
     return encoder, tokenizer, resolved
+
+
+def unknown_token_rate(tokenizer: Any, texts: list[str], sample: int = 2000) -> float | None:
+    """The share of tokens the tokenizer maps to its unknown token (``[UNK]``) in ``texts``.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        texts: Texts (the training data); at most ``sample`` of them, evenly spaced, are read.
+        sample: Most texts read. Default 2000.
+
+    Returns:
+        The share in [0, 1], or None when the tokenizer has no unknown token or no tokens came out.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not texts:
+        return None
+    step = max(1, len(texts) // sample)
+    ids = tokenizer(list(texts[::step][:sample]), add_special_tokens=False)["input_ids"]
+    total = sum(len(x) for x in ids)
+    if total == 0:
+        return None
+    return sum(1 for x in ids for i in x if i == unk) / total

@@ -1,11 +1,13 @@
 """Classification heads and pooling: a pooled vector ``(B, H)`` from hidden states ``(B, T, H)``,
-then a linear layer or an MLP to the outputs ``(B, K)``."""
+then a linear layer or an MLP to the outputs ``(B, K)``. The modules themselves are defined in
+:mod:`autoft.models.modeling_autoft` (shared with the exported model)."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from autoft.models.modeling_autoft import build_head as _build_head
+from autoft.models.modeling_autoft import pool
 from autoft.strategies.base import Head
 
 __all__ = ["build_head", "pool"]
@@ -23,20 +25,4 @@ def build_head(hidden_size: int, num_outputs: int, head: Head) -> nn.Sequential:
         A module mapping ``(B, H)`` to ``(B, K)``: ``Dropout -> Linear`` for a linear head;
         ``depth`` x ``(Dropout -> Linear -> GELU)`` then ``Dropout -> Linear`` for an MLP.
     """
-    layers: list[nn.Module] = []
-    width_in = hidden_size
-    if head.kind == "mlp":
-        for _ in range(head.depth):
-            layers += [nn.Dropout(head.dropout), nn.Linear(width_in, head.width), nn.GELU()]
-            width_in = head.width
-    layers += [nn.Dropout(head.dropout), nn.Linear(width_in, num_outputs)]
-    return nn.Sequential(*layers)
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool hidden states ``(B, T, H)`` into ``(B, H)``: the first token (``"cls"``) or the mean
-    over the tokens the attention mask ``(B, T)`` keeps (``"mean"``)."""
-    if pooling == "cls":
-        return hidden[:, 0]  # (B, H)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
+    return _build_head(hidden_size, num_outputs, **head.to_dict())

@@ -157,7 +157,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
             "last_run_ended": stopped,
         },
         "trial_counts": counts,
-        "trials": table_rows(records),
+        "trials": table_rows(records, int(info.get("num_layers") or 0) or None),
         "recommendation": None if rec is None else rec.to_dict(),
         "provisional": _provisional(records, rec, info, analysis, stopped),
         "refit": study.user_attrs.get(StudyAttr.REFIT),

@@ -78,7 +78,7 @@ def figures(study: optuna.Study, report: dict[str, Any]) -> dict[str, Any]:
             ))
         fig.update_layout(xaxis_title="frozen_layers (0 = full fine-tuning)", yaxis_title=metric)
         out["frozen_layers"] = fig
-        with_lr = [t for t in scored if t["frozen_layers"] != report["backbone"]["num_layers"]]
+        with_lr = [t for t in scored if t["learning_rate"] is not None]
         if len(with_lr) >= 2:
             fig = go.Figure(go.Scatter(
                 x=[t["learning_rate"] for t in with_lr], y=[t["score"] for t in with_lr],

@@ -181,6 +181,11 @@ def _data(report: dict[str, Any]) -> list[str]:
         shared = checks.get(f"{role}_texts_in_train")
         if shared:
             out.append(f"- {shared} distinct {role} texts also occur in the training data")
+    unknown = checks.get("unknown_token_rate")
+    if unknown is not None:
+        out.append(f"- {100 * unknown:.1f}% of the training tokens are unknown to the backbone's "
+                   "tokenizer" + (" (it cannot read much of this text: use a backbone for its "
+                                  "language)" if unknown > 0.05 else ""))
     return out + [""]
 
 
@@ -211,7 +216,6 @@ def _budget(report: dict[str, Any]) -> list[str]:
 
 
 def _trials(report: dict[str, Any]) -> list[str]:
-    bb = report.get("backbone") or {}
     metric = report.get("metric")
     rows = [t for t in report["trials"] if t["status"] != "waiting"]
     waiting = len(report["trials"]) - len(rows)
@@ -245,7 +249,7 @@ def _trials(report: dict[str, Any]) -> list[str]:
         if t.get("fail_reason"):
             notes.append(str(t["fail_reason"]))
         note = "; ".join(notes)
-        lr = t["learning_rate"] if t["frozen_layers"] != bb.get("num_layers") else None
+        lr = t["learning_rate"]
         seconds = None if t.get("train_seconds") is None else (
             float(t["train_seconds"]) + float(t.get("eval_seconds") or 0.0))
         out.append(

@@ -34,7 +34,12 @@ from autoft.budget import Budget
 from autoft.data import TaskData, load_task_data
 from autoft.errors import TrialError
 from autoft.models.adapter import adapter_for, combine_digests
-from autoft.models.backbone import load_backbone, locate_parts
+from autoft.models.backbone import (
+    UNKNOWN_TOKEN_WARNING,
+    load_backbone,
+    locate_parts,
+    unknown_token_rate,
+)
 from autoft.report import write_report
 from autoft.searching.config import SearchConfig
 from autoft.searching.followups import FollowupSettings, counted, resolve_sizes
@@ -113,7 +118,8 @@ class SearchResult:
             study.user_attrs.get(StudyAttr.FOLLOWUPS)).seeds)
         records = trial_records(study.get_trials(deepcopy=False))
         self.recommendation_: Recommendation | None = recommend_from_info(records, info)
-        rows = table_rows([r for r in records if r.status != "waiting"])
+        rows = table_rows([r for r in records if r.status != "waiting"],
+                          int(info.get("num_layers") or 0) or None)
         columns = list(rows[0]) if rows else []
         self.trials_: dict[str, list[Any]] = {c: [r.get(c) for r in rows] for c in columns}
 
@@ -342,6 +348,15 @@ def search(
     )
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
+    unknown = unknown_token_rate(tokenizer, task_data.train.texts)
+    if unknown is not None:
+        task_data.checks["unknown_token_rate"] = round(unknown, 4)
+        if unknown > UNKNOWN_TOKEN_WARNING:
+            logger.warning(
+                "%.0f%% of the training data's tokens are unknown to the backbone's tokenizer "
+                "(%s): it cannot read much of this text. Use a backbone for the data's language "
+                "with --model (model=), e.g. a multilingual one such as xlm-roberta-base or "
+                "bert-base-multilingual-cased", 100 * unknown, tokenizer.unk_token)
     limit = adapter_for(encoder).max_length(encoder, tokenizer)
     if limit is not None and max_length > limit:
         logger.warning(

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from autoft.study.info import stored_info, task_from_study
 from autoft.training import (
     PrefixCache,
     encode_split,
+    eval_steps,
     evaluate,
     pad_id,
     resolve_device,
@@ -61,6 +63,52 @@ class RefitResult:
     metric: str
 
 
+def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_task: str,
+               portable: bool) -> str:
+    """The ``README.md`` of a saved model folder: what it is, its strategy, scores and data, and
+    how to load it (a Hugging Face model card with its YAML header)."""
+    data = info.get("data", {})
+    name = Path(result.path).name
+    metric = result.metric
+    scores = [f"| validation (this refit, best evaluation) | {metric} | "
+              f"{result.validation_score:.4f} |"]
+    if result.test_score is not None:
+        scores.append(f"| test ({result.test_size} examples) | {metric} | {result.test_score:.4f} |")
+    spread = "" if rec.score_std is None else f" (standard deviation {rec.score_std:.4f})"
+    scores.append(f"| validation, the search's runs of this strategy | {metric} | "
+                  f"{rec.score:.4f}, mean of {rec.seeds}{spread} |")
+    load = ['import autoft, transformers  # autoft registers the model class',
+            f'clf = transformers.pipeline("{pipeline_task}", model="{result.path}")']
+    if portable:
+        load += ["", "# without autoft installed (the folder carries modeling_autoft.py):",
+                 f'clf = transformers.pipeline("{pipeline_task}", model="{result.path}", '
+                 "trust_remote_code=True)"]
+    classes = ", ".join(f"{i} = {n}" for i, n in (data.get("id2label") or {}).items())
+    return "\n".join([
+        "---", "library_name: transformers", f"pipeline_tag: {pipeline_task}",
+        "tags: [autoft]", "---", "",
+        f"# {name}", "",
+        f"A `{info.get('backbone')}` backbone ({info.get('model_type')}, "
+        f"{info.get('num_layers')} blocks) fine-tuned for {data.get('task', 'classification')} "
+        f"by autoft, which searched how to fine-tune it and recommended "
+        f"trial {result.trial_number}'s strategy:", "",
+        f"**{rec.strategy.describe(info.get('num_layers'))}**", "",
+        "```json", json.dumps(result.strategy, indent=2, sort_keys=True), "```", "",
+        "## Scores", "", "| data | metric | value |", "|---|---|---|", *scores, "",
+        "## Data", "",
+        f"- training: {data.get('train_size')} examples from `{data.get('source')}` "
+        f"(text column `{data.get('text_column')}`"
+        + (f", pair column `{data.get('text_pair_column')}`" if data.get("text_pair_column")
+           else "") + f", label column `{data.get('label_column')}`)",
+        f"- validation: {data.get('validation_size')} examples",
+        f"- classes: {classes}",
+        f"- inputs: at most {info.get('max_length')} tokens, as in training; longer texts are "
+        "cut to that length (the first tokens and the end-of-text token).", "",
+        "## How to load it", "", "```python", *load, "```", "",
+        "The backbone's own terms (licence) apply to this model.", "",
+    ])
+
+
 def _match_umask(folder: Path) -> None:
     """Give every file in ``folder`` the permissions a new file gets (some writers, such as
     safetensors, create theirs readable by the owner only)."""
@@ -83,6 +131,8 @@ def refit(
     device: str = "auto",
     seed: int | None = None,
     cache: bool = True,
+    progress: Callable[[int, int, float], None] | None = None,
+    portable: bool = False,
 ) -> RefitResult:
     """Train the recommended strategy of a study and save it with ``save_pretrained``.
 
@@ -95,6 +145,11 @@ def refit(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
         seed: Training seed; None for the recommended trial's own seed. Default None.
         cache: Use the frozen-prefix cache where it pays, as the trials did. Default True.
+        progress: Called as ``progress(eval_index, evals_total, score)`` after each validation
+            evaluation (a line per evaluation is also logged at INFO level). Default None.
+        portable: Also copy the model's code into the folder (see
+            :func:`autoft.models.hf_model.make_portable`), so it loads where autoft is not
+            installed, with ``trust_remote_code=True``. Default False.
 
     Returns:
         A :class:`RefitResult`; it is also stored in the study (user attribute ``refit``), so the
@@ -136,12 +191,23 @@ def refit(
         seed = int(trial_seed) if trial_seed is not None else int(info["seed"])
     strategy = rec.strategy
     started = time.monotonic()
+    train_enc = encode_split(tokenizer, task.train, max_length)
+    evals_per_epoch = int(info["evals_per_epoch"])
+    total = len(eval_steps(-(-len(train_enc) // strategy.batch_size), strategy.epochs,
+                           evals_per_epoch))
+
+    def report(index: int, score: float) -> bool:
+        logger.info("refit: evaluation %d/%d, validation %s %.4f (%.0f s)", index, total,
+                    info["metric"], score, time.monotonic() - started)
+        if progress is not None:
+            progress(index, total, score)
+        return False
+
     outcome, model = train_strategy(
-        encoder, strategy, encode_split(tokenizer, task.train, max_length),
-        encode_split(tokenizer, task.validation, max_length), task.num_labels, pad_id=pad,
-        metric=info["metric"], task=task.kind, device=dev, seed=seed,
-        evals_per_epoch=int(info["evals_per_epoch"]), keep_best=True,
-        cache=PrefixCache() if cache else None,
+        encoder, strategy, train_enc, encode_split(tokenizer, task.validation, max_length),
+        task.num_labels, pad_id=pad, metric=info["metric"], task=task.kind, device=dev,
+        seed=seed, evals_per_epoch=evals_per_epoch, keep_best=True,
+        cache=PrefixCache() if cache else None, report=report,
     )
     seconds = time.monotonic() - started
     model.cached_layers = 0
@@ -150,13 +216,15 @@ def refit(
         test_enc = encode_split(tokenizer, task.test, max_length)
         test_score = evaluate(model, test_enc, test_enc.labels, info["metric"], pad, dev,
                               task=task.kind)
-    from autoft.models.hf_model import to_pretrained
+    from autoft.models.hf_model import make_portable, to_pretrained
 
     hf = to_pretrained(strategy.export(model).cpu(), task.id2label, strategy.to_dict(),
-                       task=task.task)
+                       task=task.task, max_length=max_length)
     hf.save_pretrained(target)
-    tokenizer.model_max_length = max_length  # long inputs are cut where training cut them
+    tokenizer.model_max_length = max_length  # truncation=True cuts where training cut
     tokenizer.save_pretrained(target)
+    if portable:
+        make_portable(target)
     result = RefitResult(
         path=str(target.resolve()), trial_number=rec.trial_number, strategy=strategy.to_dict(),
         validation_score=outcome.best_score, test_score=test_score,
@@ -164,6 +232,8 @@ def refit(
         metric=info["metric"],
     )
     (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    (target / "README.md").write_text(model_card(info, rec, result, task.kind.pipeline_task,
+                                                 portable))
     _match_umask(target)
     study.set_user_attr(StudyAttr.REFIT, asdict(result))
     logger.info("refit of trial %d saved to %s (test %s)", rec.trial_number, target, test_score)

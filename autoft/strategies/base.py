@@ -131,7 +131,10 @@ class Head:
         return f"MLP head ({self.depth} x {self.width})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields an exported model needs to rebuild the head."""
+        """The fields an exported model needs to rebuild the head (a linear head has no width
+        or depth)."""
+        if self.kind == "linear":
+            return {"kind": self.kind, "dropout": self.dropout}
         return {"kind": self.kind, "width": self.width, "depth": self.depth,
                 "dropout": self.dropout}
 

@@ -279,12 +279,26 @@ class TrialRecord:
 
         return Strategy.from_dict(self.strategy).family()
 
-    def as_row(self, extra_fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    def as_row(self, extra_fields: tuple[str, ...] = (),
+               num_layers: int | None = None) -> dict[str, Any]:
         """A flat row for tables (``SearchResult.trials_``, ``trials.csv``, the report): number,
-        state, status, the strategy columns (and ``extra_fields``), then the measurements."""
+        state, status, the strategy columns (and ``extra_fields``), then the measurements. With
+        ``num_layers``, a field the strategy did not use (e.g. the backbone learning rate of a
+        head-only trial) is None."""
         row: dict[str, Any] = {"number": self.number, "state": self.state, "status": self.status}
+        uses = None
+        if num_layers and self.strategy:
+            from autoft.strategies import strategy_class
+
+            try:
+                uses = strategy_class(str(self.strategy.get("kind", "freeze"))).uses
+            except Exception:  # a kind this process does not know: show what was stored
+                uses = None
         for name in STRATEGY_COLUMNS + extra_fields:
-            row[name] = self.strategy.get(name)
+            value = self.strategy.get(name)
+            if uses is not None and not uses(name, self.strategy, num_layers):
+                value = None
+            row[name] = value
         for f in fields(self):
             if f.name in ("number", "state", "status", "strategy"):
                 continue
@@ -294,11 +308,12 @@ class TrialRecord:
         return row
 
 
-def table_rows(records: list[TrialRecord]) -> list[dict[str, Any]]:
+def table_rows(records: list[TrialRecord], num_layers: int | None = None) -> list[dict[str, Any]]:
     """:meth:`TrialRecord.as_row` of each record, with every strategy field any record has (a
-    kind's own fields after the common ones), so the rows share their columns."""
+    kind's own fields after the common ones), so the rows share their columns; with
+    ``num_layers``, fields a strategy did not use are None."""
     extra = tuple(sorted({k for r in records for k in r.strategy} - set(STRATEGY_COLUMNS)))
-    return [r.as_row(extra) for r in records]
+    return [r.as_row(extra, num_layers) for r in records]
 
 
 def trial_records(trials: list[FrozenTrial] | tuple[FrozenTrial, ...]) -> list[TrialRecord]:
