@@ -33,7 +33,7 @@ _STATUS_WORDS = {"complete": "complete", "pruned": "pruned", "budget": "stopped 
 class _Display:
     """Live progress of a search on the terminal (a ``ProgressHook`` rendered with rich)."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, live: bool = True) -> None:
         from rich.live import Live
 
         self.console = console
@@ -41,7 +41,8 @@ class _Display:
         self.done = self.pruned = self.failed = 0
         self.best: float | None = None
         self.current = ""
-        self.live = Live(self, console=console, refresh_per_second=2, transient=True)
+        self.live = Live(self, console=console, refresh_per_second=2, transient=True) \
+            if live else None
 
     def __rich__(self) -> str:
         parts = [f"[bold]trials[/] {self.done} done ({self.pruned} stopped early, "
@@ -67,7 +68,8 @@ class _Display:
         self.pruned = info.get("pruned", 0)
         self.failed = info.get("failed", 0)
         self.best = info.get("best")
-        self.live.start()
+        if self.live is not None:
+            self.live.start()
 
     def on_trial_start(self, number: int, strategy: Any) -> None:
         self.current = f"trial {number}: frozen {strategy.frozen_layers}, training"
@@ -107,7 +109,8 @@ class _Display:
         self.current = ""
 
     def on_search_end(self, stopped_because: str) -> None:
-        self.live.stop()
+        if self.live is not None:
+            self.live.stop()
         if stopped_because and "interrupted" not in stopped_because:
             self.console.print(f"search stopped: {stopped_because}", highlight=False,
                                markup=False)
@@ -123,7 +126,7 @@ def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: d
              if counts.get(s) and s != "waiting"]
     console.print("\n" + (", ".join(shown) if shown else "no") + " trials.", highlight=False)
     if report.get("provisional"):
-        console.print(report["provisional"].replace("**", ""), highlight=False)
+        console.print(report["provisional"].replace("**", ""), highlight=False, markup=False)
     if rec is None:
         console.print("No trial trained to the end: nothing to recommend. Run longer to resume.")
     else:
@@ -135,7 +138,8 @@ def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: d
             f"{rec['seconds']:.0f} s to train (trial {rec['trial_number']})", highlight=False)
     report_file = paths.get("html") or paths.get("markdown") or out_dir / "report.md"
     console.print(f"Report: {report_file}  (also {paths.get('markdown', out_dir / 'report.md')})"
-                  + (f"\nStudy: {study_file}" if study_file else ""), highlight=False)
+                  + (f"\nStudy: {study_file}" if study_file else ""), highlight=False,
+                  markup=False, soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
@@ -225,7 +229,8 @@ def _quiet_optuna(verbose: int) -> None:
               "comma-separated; empty disables.")
 @click.option("--refit", is_flag=True, help="After the search, train the recommended strategy "
               "again and save it to OUT/model for transformers.pipeline.")
-@click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--no-progress", is_flag=True, help="No live progress line (a line per finished "
+              "trial is still printed).")
 @click.pass_context
 def search_command(ctx: click.Context, data: Path, model: str | None, budget: str | None,
                    n_trials: int | None, trial_budget: str | None, out: Path,
@@ -251,13 +256,14 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
         _fail(f"--curve-sizes {curve_sizes!r}: give fractions or counts such as 0.1,0.3 or 500,2000")
     budget_s = _seconds(budget, "--budget")
     trial_s = _seconds(trial_budget, "--trial-budget")
-    console.print(f"autoft {__version__}: searching {data} -> {out}", highlight=False)
+    console.print(f"autoft {__version__}: searching {data} -> {out}", highlight=False,
+                  soft_wrap=True, markup=False)
     import autoft
     from autoft.report import build_report
     from autoft.study.storage import open_storage, study_file
 
     _quiet_optuna(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
-    display = None if no_progress else _Display(console)
+    display = _Display(console, live=not no_progress)
     try:
         result = autoft.search(
             data, model=model, budget=budget_s, n_trials=n_trials, trial_budget=trial_s,

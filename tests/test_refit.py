@@ -107,3 +107,41 @@ def test_the_reports_snippet_reproduces_its_trials_score(tiny_bert: Path, tmp_pa
     trial = result.study_.trials[result.recommendation_.trial_number]
     assert reproduced.validation_score == trial.value  # type: ignore[attr-defined]
     assert reproduced.outcome.cached == (frozen == 3)  # type: ignore[attr-defined]
+
+
+def test_the_model_folder_a_user_gets(tiny_bert: Path, tmp_path: Path) -> None:
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from transformers import pipeline
+
+    train, test = _files(tmp_path)
+    out = tmp_path / "out"
+    autoft.search(train, test=test, model=str(tiny_bert), space={**SPACE, "frozen_layers": 2},
+                  out=out, n_trials=1, seeds=1, curve_sizes=(), device="cpu",
+                  validation_size=40)
+    result = autoft.refit(out, device="cpu", portable=True)
+    folder = Path(result.path)
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert set(modes.values()) == {0o666 & ~mask}, modes  # model.safetensors like the rest
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and "## Scores" in card
+    assert "freeze embeddings + 2/4 blocks" in card and "trust_remote_code=True" in card
+    # a text longer than the position table is cut to the length trained with, no arguments
+    clf = pipeline("text-classification", model=str(folder), device="cpu")
+    long_text = " ".join(["good"] + ["movie"] * 300)
+    assert clf(long_text)[0]["label"] in ("neg", "pos")
+    assert clf(long_text, truncation=True)[0] == clf(long_text)[0]
+    # the portable folder loads where autoft cannot be imported
+    code = ("import sys; sys.modules['autoft'] = None\n"
+            "import transformers\n"
+            f"clf = transformers.pipeline('text-classification', model={str(folder)!r}, "
+            "device='cpu', trust_remote_code=True)\n"
+            "print('LABEL', clf('a good film')[0]['label'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert "LABEL pos" in done.stdout or "LABEL neg" in done.stdout, done.stderr[-2000:]

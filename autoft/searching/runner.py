@@ -61,6 +61,7 @@ from autoft.study.storage import Heartbeat, fail_stale_trials, uses_optuna_heart
 from autoft.training import (
     PrefixCache,
     encode_split,
+    eval_steps,
     pad_id,
     resolve_device,
     train_strategy,
@@ -408,6 +409,10 @@ class TrialRunner:
         # seed of a trial already reported, would distort its rungs)
         prunable = purpose is None and not attrs.get(Attr.BASELINE)
         reports = purpose is None
+        # the last evaluation ends the training anyway: pruning there would only throw away a
+        # trial that trained to the end
+        last = len(eval_steps(-(-len(train_part) // strategy.batch_size), strategy.epochs,
+                              cfg.evals_per_epoch))
 
         def report(index: int, score: float) -> bool:
             if self.interrupt is not None:
@@ -417,7 +422,7 @@ class TrialRunner:
             if not reports:
                 return False
             trial.report(score, index)
-            return prunable and trial.should_prune()
+            return prunable and index < last and trial.should_prune()
 
         try:
             beat = Heartbeat(self.study._storage, trial._trial_id) if self.heartbeat else None
