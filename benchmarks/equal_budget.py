@@ -4,8 +4,8 @@ Every arm gets the same data (2,000 SST-2 training rows sampled with seed 0; the
 dev.tsv as the validation split), the same backbone (the bundled all-MiniLM-L6-v2), the same
 machine and the same wall-clock budget (30 minutes by default), run one after another:
 
-* ``autoft``: ``autoft.search`` with its defaults (TPE sampler, Hyperband pruner, baselines,
-  re-seeds and learning-curve probes), on an empty prefix cache.
+* ``autoft``: ``autoft.search`` with its defaults (TPE sampler, successive halving since autoft
+  0.2, Hyperband before; baselines, re-seeds and learning-curve probes), on an empty prefix cache.
 * ``random``: random search over autoft's default space, no pruning, no baselines, no
   follow-ups (``RandomSampler``, ``pruner="none"``, ``seeds=1``, ``curve_sizes=()``), same
   training engine and an empty cache: what autoft's search method adds over random sampling.
@@ -20,7 +20,9 @@ machine and the same wall-clock budget (30 minutes by default), run one after an
   backbone's mean-pooled features (the pooling all-MiniLM-L6-v2 was trained with), standardised.
 
 Score of an arm: the best dev accuracy any of its trials measured within the budget (for Trainer,
-also its intermediate per-epoch evaluations, the most generous reading). For autoft, the
+also its intermediate per-epoch evaluations, the most generous reading). That score is biased
+upwards (the best of many noisy runs on one validation set): ``benchmarks/search_vs_random.py``
+compares autoft and random search the sound way, on fresh seeds and over repeats. For autoft, the
 recommended strategy's mean over its seeds is reported too. Results are saved after every arm to
 ``benchmarks/results/equal_budget.json``.
 

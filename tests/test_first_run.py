@@ -160,3 +160,37 @@ def test_a_search_the_budget_cut_short_says_what_would_do(tiny_bert: Path, tmp_p
     assert "nothing fits" not in md
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["analysis"]["no_trial_finished"] and report["analysis"]["size_budget_table"] == []
+
+
+def test_small_things_of_the_first_report(tiny_bert: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "train_strategy", StubTrainer())
+    autoft.search(synthetic_texts(120), model=str(tiny_bert), space=SPACE, out=tmp_path,
+                  n_trials=1, seeds=1, curve_sizes=(), device="cpu", validation_size=30)
+    md = (tmp_path / "report.md").read_text()
+    assert "1 trial;" in md and "1 trials" not in md
+    html = (tmp_path / "report.html").read_text()
+    assert "white-space: pre-wrap" in html  # the snippet wraps instead of being cut off
+    assert "Too few trials to plot yet" in html  # no plot of a single point
+
+
+def test_unreadable_text_is_warned_about_with_a_backbone_hint(
+        tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(runner_module, "train_strategy", StubTrainer())
+    texts = [f"这部电影{'很好看' if i % 2 else '很无聊'}{i}" for i in range(60)]
+    labels = ["pos" if i % 2 else "neg" for i in range(60)]
+    with caplog.at_level("WARNING", logger="autoft"):
+        autoft.search((texts, labels), model=str(tiny_bert), space=SPACE, out=tmp_path,
+                      n_trials=1, seeds=1, curve_sizes=(), device="cpu", validation_size=20)
+    assert "100% of the training data's tokens are unknown" in caplog.text
+    assert "multilingual" in caplog.text
+    assert "100.0% of the training tokens are unknown" in (tmp_path / "report.md").read_text()
+
+
+def test_a_storage_password_is_never_printed(tmp_path: Path) -> None:
+    url = "postgresql://alice:Pa55-w0rd-123@127.0.0.1:9/studies?password=Pa55-w0rd-123"
+    for args in (["status", "--storage", url], ["report", str(tmp_path), "--storage", url]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "Pa55-w0rd-123" not in result.output
+        assert "127.0.0.1" in result.output

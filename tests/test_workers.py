@@ -150,3 +150,30 @@ def test_a_joining_worker_uses_the_studys_settings(tiny_bert: Path, tmp_path: Pa
     assert (config.pruner, config.max_length, config.evals_per_epoch) == ("median", 24, 3)
     assert config.followups.seeds == 2 and config.followups.curve_sizes == (0.5,)
     assert type(config.make_pruner()).__name__ == "MedianPruner"
+
+
+@pytest.mark.skipif(not POSTGRES, reason="set AUTOFT_TEST_POSTGRES_URL (.ci/run starts a server)")
+def test_a_working_run_never_shows_the_storage_password(tiny_bert: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+
+    from autoft.cli import main
+
+    assert POSTGRES is not None
+    secret = "Pa55-w0rd-123"  # the test server trusts loopback, so any password is accepted
+    url = POSTGRES.replace("postgres@", f"postgres:{secret}@", 1)
+    monkeypatch.setenv("AUTOFT_TEST_DB_URL", url)
+    name = f"pw-{os.getpid()}-{int(time.time())}"
+    out = tmp_path / "out"
+    with caplog.at_level("DEBUG"):
+        result = CliRunner().invoke(main, [
+            "-v", "search", str(_csv(tmp_path)), "--model", str(tiny_bert), "--out", str(out),
+            "--storage", "env:AUTOFT_TEST_DB_URL", "--study", name, "--n-trials", "2",
+            "--device", "cpu", "--seeds", "1", "--curve-sizes", "", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    texts = [result.output, caplog.text, *(p.read_text() for p in out.iterdir() if p.is_file()
+                                           and p.suffix in (".md", ".json", ".html", ".csv"))]
+    study = load_study(storage=url, study_name=name)
+    texts.append(repr(study.user_attrs))
+    assert all(secret not in text for text in texts)
