@@ -91,6 +91,15 @@ def size_budget_table(
     return rows
 
 
+def _verdict(k_first: int, k_second: int, rule: str, tie: str) -> str:
+    """A rule that says the first case should freeze more blocks than the second, judged."""
+    if k_first > k_second:
+        return f"confirms {rule}"
+    if k_first < k_second:
+        return f"contradicts {rule}"
+    return f"neither confirms nor contradicts {rule}: {tie}"
+
+
 def rule_of_thumb(table: Sequence[dict[str, Any]], num_layers: int) -> str:
     """What the table says about "small data: freeze more; large data: full fine-tuning; little
     compute: freeze more", with its numbers. Empty when the table has too little to compare."""
@@ -108,10 +117,8 @@ def rule_of_thumb(table: Sequence[dict[str, Any]], num_layers: int) -> str:
     small, large = cell(sizes[0], big_budget), cell(sizes[-1], big_budget)
     if small and large and sizes[0] != sizes[-1]:
         ks, kl = small["frozen_layers"], large["frozen_layers"]
-        rule = "the rule of thumb 'small data: freeze more; large data: full fine-tuning'"
-        verdict = (f"confirms {rule}" if ks > kl else f"contradicts {rule}" if ks < kl
-                   else f"neither confirms nor contradicts {rule}: the same number of frozen "
-                   "blocks wins at both sizes")
+        verdict = _verdict(ks, kl, "the rule of thumb 'small data: freeze more; large data: full "
+                           "fine-tuning'", "the same number of frozen blocks wins at both sizes")
         parts.append(
             f"Data size: with ample compute ({big_budget / 3600:g} h), {sizes[0]} examples call for "
             f"k={ks} of {num_layers} frozen blocks (expected {small['expected_score']:.3f}) and "
@@ -122,10 +129,8 @@ def rule_of_thumb(table: Sequence[dict[str, Any]], num_layers: int) -> str:
     tight, ample = cell(mid, budgets[0]), cell(mid, budgets[-1])
     if tight and ample and budgets[0] != budgets[-1]:
         kt, ka = tight["frozen_layers"], ample["frozen_layers"]
-        rule = "'little compute: freeze more'"
-        verdict = (f"confirms {rule}" if kt > ka else f"contradicts {rule}" if kt < ka
-                   else f"neither confirms nor contradicts {rule}: the budget does not change "
-                   "the choice here")
+        verdict = _verdict(kt, ka, "'little compute: freeze more'",
+                           "the budget does not change the choice here")
         parts.append(
             f"Compute: at {mid} examples, {budgets[0] / 60:g} minutes call for k={kt} (expected "
             f"{tight['expected_score']:.3f}, {tight['expected_seconds']:.0f} s) and "
