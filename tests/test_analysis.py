@@ -203,8 +203,9 @@ def test_reseeds_round_robin_then_probes_then_probe_reseeds() -> None:
     b = _add(study, 2, 1e-4, 0.83, 30.0)
     _add(study, 6, 1e-3, 0.78, 2.0)
     _add(study, 6, 3e-3, 0.70, 2.0)
-    plans = plan_followups(study.get_trials(), 6, 1000, FollowupSettings(seeds=3, top_k=2,
-                                                                         curve_sizes=(100,)))
+    records = trial_records(study.get_trials())
+    plans = plan_followups(records, 6, 1000, FollowupSettings(seeds=3, top_k=2,
+                                                               curve_sizes=(100,)))
     purposes = [attrs["purpose"] for _, attrs in plans]
     assert purposes[:4] == ["reseed"] * 4 and set(purposes[4:]) == {"learning_curve"}
     assert [attrs["reseed_of"] for _, attrs in plans[:4]] == [a, b, a, b]
@@ -220,8 +221,8 @@ def test_reseeds_round_robin_then_probes_then_probe_reseeds() -> None:
         f"curve:{n}:100:{i}" for n in (0, 1, 2) for i in (1, 2)}
     # re-seeds cost the strategy's training and evaluation seconds; probes scale the training
     reseeds = plans[:4]
-    assert estimate_seconds(study.get_trials(), reseeds, 1000) == pytest.approx(2 * 60 + 2 * 30)
-    assert estimate_seconds(study.get_trials(), plans[4:5], 1000) == pytest.approx(
+    assert estimate_seconds(records, reseeds, 1000) == pytest.approx(2 * 60 + 2 * 30)
+    assert estimate_seconds(records, plans[4:5], 1000) == pytest.approx(
         48 * 0.1 + 12)
 
 
@@ -231,9 +232,9 @@ def test_a_new_leader_is_reseeded_when_it_appears() -> None:
     _add(study, 0, 1e-4, 0.83, 60.0, reseed_of=a, followup_id=f"reseed:{a}:1")
     _add(study, 0, 1e-4, 0.82, 60.0, reseed_of=a, followup_id=f"reseed:{a}:2")
     settings = FollowupSettings(seeds=3, top_k=1, curve_sizes=())
-    assert plan_followups(study.get_trials(), 6, 1000, settings) == []
+    assert plan_followups(trial_records(study.get_trials()), 6, 1000, settings) == []
     new = _add(study, 1, 2e-4, 0.845, 50.0)  # found later: a single run above the leader
-    plans = plan_followups(study.get_trials(), 6, 1000, settings)
+    plans = plan_followups(trial_records(study.get_trials()), 6, 1000, settings)
     assert [attrs["followup_id"] for _, attrs in plans] == [f"reseed:{new}:1", f"reseed:{new}:2"]
 
 
@@ -243,7 +244,7 @@ def test_followup_ids_name_each_run_once() -> None:
     b = _add(study, 2, 1e-4, 0.83, 30.0)
     _add(study, 0, 1e-4, 0.83, 60.0, reseed_of=a, followup_id=f"reseed:{a}:1")  # a has 2 seeds
     settings = FollowupSettings(seeds=3, top_k=2, curve_sizes=())
-    plans = plan_followups(study.get_trials(), 6, 1000, settings)
+    plans = plan_followups(trial_records(study.get_trials()), 6, 1000, settings)
     assert [attrs["followup_id"] for _, attrs in plans] == [
         f"reseed:{a}:2", f"reseed:{b}:1", f"reseed:{b}:2"]
     # b's first extra seed failed and its second ran: a new plan asks for index 1 again
@@ -252,7 +253,7 @@ def test_followup_ids_name_each_run_once() -> None:
         user_attrs={"purpose": "reseed", "reseed_of": b, "followup_id": f"reseed:{b}:1",
                     "fail_reason": "OutOfMemoryError"}))
     _add(study, 2, 1e-4, 0.82, 30.0, reseed_of=b, followup_id=f"reseed:{b}:2")
-    plans = plan_followups(study.get_trials(), 6, 1000, settings)
+    plans = plan_followups(trial_records(study.get_trials()), 6, 1000, settings)
     assert [attrs["followup_id"] for _, attrs in plans] == [f"reseed:{a}:2", f"reseed:{b}:1"]
 
 
@@ -270,14 +271,14 @@ def test_duplicate_followup_rule() -> None:
     first = add(TrialState.COMPLETE, "reseed:0:1")
     twin = add(TrialState.WAITING, "reseed:0:1")
     other = add(TrialState.WAITING, "reseed:0:2")
-    trials = study.get_trials(deepcopy=False)
+    trials = trial_records(study.get_trials(deepcopy=False))
     assert is_duplicate_followup(plain, trials) is None
     assert is_duplicate_followup(first, trials) is None  # the lowest number runs
     assert is_duplicate_followup(twin, trials) == first.number
     assert is_duplicate_followup(other, trials) is None
     crashed = add(TrialState.FAIL, "curve:0:100", interrupted=True)
     retry = add(TrialState.WAITING, "curve:0:100", retry_of=crashed.number)
-    assert is_duplicate_followup(retry, study.get_trials(deepcopy=False)) is None
+    assert is_duplicate_followup(retry, trial_records(study.get_trials(deepcopy=False))) is None
 
 
 # -- cost model --------------------------------------------------------------------------------
@@ -415,7 +416,7 @@ def test_followups_are_due_when_the_time_left_needs_them() -> None:
     a = _add(study, 0, 1e-4, 0.84, 100.0)
     _add(study, 2, 1e-4, 0.83, 50.0)
     settings = FollowupSettings(seeds=3, top_k=2, curve_sizes=(100,), reserve=0.1)
-    trials = study.get_trials()
+    trials = trial_records(study.get_trials())
     plans = plan_followups(trials, 6, 1000, settings)
     needed = 1.15 * estimate_seconds(trials, [p for p in plans if p[1]["followup_id"].count(":")
                                               < 3], 1000)

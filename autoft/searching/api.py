@@ -42,7 +42,7 @@ from autoft.models.backbone import (
 )
 from autoft.report import write_report
 from autoft.searching.config import SearchConfig
-from autoft.searching.followups import FollowupSettings, counted, resolve_sizes
+from autoft.searching.followups import FollowupSettings, resolve_sizes
 from autoft.searching.runner import (
     MAX_CONSECUTIVE_FAILURES,
     Interrupt,
@@ -430,7 +430,7 @@ def search(
             scores = [sign * float(r.score) for r in done if r.finished]
             progress.on_search_start({
                 "deadline": deadline, "n_trials": limits.n_trials,
-                "finished": sum(1 for t in study.get_trials(deepcopy=False) if counted(t)),
+                "finished": sum(r.counts for r in records),
                 "pruned": sum(r.status in ("pruned", "budget", "diverged") for r in done),
                 "failed": sum(r.status == "failed" for r in done),
                 "best": sign * max(scores) if scores else None, "metric": config.metric,

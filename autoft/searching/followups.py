@@ -24,7 +24,6 @@ trial count, follow-ups take at most :data:`MAX_SHARE` of it.
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from autoft.analysis.recommend import Group, group_runs
 from autoft.study.records import Attr, TrialRecord, trial_records
@@ -43,6 +41,7 @@ __all__ = [
     "PLANNED_STRATEGY",
     "FollowupSettings",
     "enqueue_followups",
+    "followup_room",
     "estimate_seconds",
     "followups_due",
     "is_duplicate_followup",
@@ -57,7 +56,6 @@ logger = logging.getLogger(__name__)
 MIN_PROBE_SIZE = 32
 #: Largest share of a time budget, or of a trial count, the follow-ups may claim.
 MAX_SHARE = 0.5
-PLANNED_PARAMS = Attr.PLANNED_PARAMS
 #: User attribute holding a probe's strategy (a probe suggests no parameters).
 PLANNED_STRATEGY = Attr.PLANNED_STRATEGY
 
@@ -145,13 +143,14 @@ def nested_subset(labels: np.ndarray, size: int, seed: int, stratify: bool = Tru
 
 
 def _taken(records: Sequence[TrialRecord]) -> set[str]:
-    """Follow-up ids held by trials that ran, run or wait (failed ones may run again)."""
+    """Follow-up ids held by trials that ran, run or wait (failed, interrupted and skipped ones
+    may run again)."""
     return {r.followup_id for r in records if r.followup_id
-            and r.status not in ("failed", "interrupted")}
+            and r.status not in ("failed", "interrupted", "skipped")}
 
 
 def plan_followups(
-    trials: Sequence[FrozenTrial],
+    records: Sequence[TrialRecord],
     num_layers: int,
     train_size: int,
     settings: FollowupSettings = FollowupSettings(),
@@ -161,14 +160,13 @@ def plan_followups(
     the order they should run: re-seeds round-robin, probes, then probe re-seeds.
 
     Args:
-        trials: All trials of the study.
+        records: The study's records (:func:`autoft.study.trial_records`).
         num_layers: The backbone's block count L.
         train_size: Examples in the full training split.
         settings: What to follow up.
         direction: The metric's direction.
     """
-    records = trial_records(list(trials))
-    params_of = {t.number: {**t.user_attrs.get(PLANNED_PARAMS, {}), **t.params} for t in trials}
+    params_of = {r.number: r.params for r in records}
     taken = _taken(records)
     groups = group_runs(records, direction)
     plans: list[Plan] = []
@@ -187,7 +185,8 @@ def plan_followups(
                 params = params_of.get(g.trial_number, {})
                 plans.append((dict(params), {
                     Attr.PURPOSE: "reseed", Attr.RESEED_OF: g.trial_number,
-                    Attr.FOLLOWUP_ID: missing[g.trial_number][round_], PLANNED_PARAMS: params}))
+                    Attr.FOLLOWUP_ID: missing[g.trial_number][round_],
+                    Attr.PLANNED_PARAMS: params}))
     # learning-curve probes of the leading families, then their re-seeds
     sizes = resolve_sizes(settings.curve_sizes, train_size)
     sources = _curve_sources(groups, num_layers, settings)
@@ -218,7 +217,7 @@ def _curve_sources(groups: list[Group], num_layers: int,
     return [best[fam] for fam in leading]
 
 
-def estimate_seconds(trials: Sequence[FrozenTrial], plans: Sequence[Plan],
+def estimate_seconds(records: Sequence[TrialRecord], plans: Sequence[Plan],
                      train_size: int) -> float:
     """Estimated wall-clock seconds of running ``plans`` (from :func:`plan_followups`).
 
@@ -226,10 +225,10 @@ def estimate_seconds(trials: Sequence[FrozenTrial], plans: Sequence[Plan],
     ``n`` examples costs the source's training seconds scaled by ``n / train_size``, plus its
     evaluation seconds (the validation split does not shrink).
     """
-    records = {r.number: r for r in trial_records(list(trials))}
+    by_number = {r.number: r for r in records}
     total = 0.0
     for _, attrs in plans:
-        source = records.get(attrs.get(Attr.RESEED_OF, attrs.get(Attr.CURVE_OF)))
+        source = by_number.get(attrs.get(Attr.RESEED_OF, attrs.get(Attr.CURVE_OF)))
         if source is None:
             continue
         if attrs.get(Attr.PURPOSE) == "learning_curve":
@@ -241,18 +240,8 @@ def estimate_seconds(trials: Sequence[FrozenTrial], plans: Sequence[Plan],
     return total
 
 
-def counted(trial: FrozenTrial) -> bool:
-    """Whether a trial counts toward ``n_trials``: it finished and trained (not interrupted, not
-    a skipped duplicate follow-up, not skipped for lack of time)."""
-    from autoft.study.storage import is_interrupted
-
-    return (trial.state.is_finished() and not is_interrupted(trial)
-            and trial.user_attrs.get(Attr.DUPLICATE_OF) is None
-            and trial.user_attrs.get(Attr.STATUS) != "skipped")
-
-
 def followups_due(
-    trials: Sequence[FrozenTrial], plans: Sequence[Plan], *, settings: FollowupSettings,
+    records: Sequence[TrialRecord], plans: Sequence[Plan], *, settings: FollowupSettings,
     train_size: int, budget_seconds: float | None, deadline: float | None,
     n_trials: int | None,
 ) -> bool:
@@ -273,33 +262,32 @@ def followups_due(
         if left <= MAX_SHARE * budget_seconds:
             # what the recommendation needs: the re-seeds and one probe per size (more probe
             # seeds run only if time is left)
-            needed = 1.15 * estimate_seconds(trials, [p for p in plans if str(
+            needed = 1.15 * estimate_seconds(records, [p for p in plans if str(
                 p[1].get(Attr.FOLLOWUP_ID, "")).count(":") < 3], train_size)
             if left <= min(needed, MAX_SHARE * budget_seconds):
                 return True
     if n_trials is not None:
-        done = sum(t.state == TrialState.COMPLETE and t.user_attrs.get(Attr.STATUS) == "complete"
-                   for t in trials)
-        taken = sum(counted(t) or t.state == TrialState.RUNNING for t in trials)
-        if done >= 6 and n_trials - taken <= followup_room(trials, n_trials, len(plans)):
+        done = sum(r.finished for r in records)
+        taken = sum(r.counts or r.status == "running" for r in records)
+        if done >= 6 and n_trials - taken <= followup_room(records, n_trials, len(plans)):
             return True
     return False
 
 
-def followup_room(trials: Sequence[FrozenTrial], n_trials: int | None, planned: int) -> int:
+def followup_room(records: Sequence[TrialRecord], n_trials: int | None, planned: int) -> int:
     """How many of ``planned`` follow-ups may still be enqueued under ``n_trials`` (all of them
     without a trial count)."""
     if n_trials is None:
         return planned
-    used = sum(1 for t in trials if t.user_attrs.get(Attr.PURPOSE) and (
-        counted(t) or t.state in (TrialState.RUNNING, TrialState.WAITING)))
+    used = sum(1 for r in records if r.purpose and (r.counts or r.status in ("running",
+                                                                               "waiting")))
     return max(0, min(planned, int(MAX_SHARE * n_trials) - used))
 
 
 def enqueue_followups(study: optuna.Study, plans: Sequence[Plan], room: int | None = None) -> int:
     """Enqueue the plans not yet waiting (by id), at most ``room`` of them; returns how many."""
-    trials = study.get_trials(deepcopy=False)
-    waiting = {t.user_attrs.get(Attr.FOLLOWUP_ID) for t in trials if t.state == TrialState.WAITING}
+    waiting = {r.followup_id for r in trial_records(study.get_trials(deepcopy=False))
+               if r.status == "waiting"}
     added = 0
     for params, attrs in plans:
         if room is not None and added >= room:
@@ -314,7 +302,7 @@ def enqueue_followups(study: optuna.Study, plans: Sequence[Plan], room: int | No
 
 
 def is_duplicate_followup(trial: optuna.trial.BaseTrial,
-                          trials: Sequence[FrozenTrial]) -> int | None:
+                          records: Sequence[TrialRecord]) -> int | None:
     """The number of an earlier trial that makes follow-up ``trial`` redundant, else None.
 
     Two workers can plan the follow-ups at the same moment and both enqueue them. Each run has a
@@ -326,15 +314,10 @@ def is_duplicate_followup(trial: optuna.trial.BaseTrial,
     key = trial.user_attrs.get(Attr.FOLLOWUP_ID)
     if key is None:
         return None
-    for other in trials:
-        if (other.number < trial.number and other.user_attrs.get(Attr.FOLLOWUP_ID) == key
-                and other.state != TrialState.FAIL
-                and other.user_attrs.get(Attr.DUPLICATE_OF) is None):
+    for other in records:  # skipped duplicates have no record
+        if (other.number < trial.number and other.followup_id == key
+                and other.status not in ("failed", "interrupted", "skipped")):
             return other.number
     return None
 
 
-def median_cost(trials: Sequence[FrozenTrial]) -> float | None:
-    """Median seconds of training and evaluation of the trials that trained (None without)."""
-    costs = [r.cost_seconds for r in trial_records(list(trials)) if r.cost_seconds]
-    return statistics.median(costs) if costs else None

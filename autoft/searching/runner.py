@@ -35,7 +35,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from autoft.analysis import fit_cost_model
 from autoft.budget import Budget, format_duration
@@ -44,7 +44,6 @@ from autoft.errors import AutoftError, DivergedError
 from autoft.models.backbone import load_backbone
 from autoft.searching.followups import (
     FollowupSettings,
-    counted,
     enqueue_followups,
     estimate_seconds,
     followup_room,
@@ -271,12 +270,11 @@ def enqueue_next_baseline(study: optuna.Study, space: SearchSpace,
     """Enqueue the next baseline that has not run, when nothing else waits (baselines go one at
     a time, so a retried interrupted trial runs before the remaining baselines). Baselines run
     cheapest first: most frozen blocks first. Returns whether one was enqueued."""
-    trials = study.get_trials(deepcopy=False)
-    if any(t.state == TrialState.WAITING for t in trials):
+    records = trial_records(study.get_trials(deepcopy=False))
+    if any(r.status == "waiting" for r in records):
         return False
     # a baseline that failed is not run again (an interrupted one is, by its retry)
-    taken = {t.user_attrs.get(Attr.FOLLOWUP_ID) for t in trials
-             if t.user_attrs.get(Attr.STATUS) != "skipped"}
+    taken = {r.followup_id for r in records if r.status != "skipped"}
     order = sorted(range(len(space.baselines)),
                    key=lambda i: -int(space.baselines[i].get("frozen_layers", 0)))
     for i in order:
@@ -368,7 +366,8 @@ class TrialRunner:
         cfg = self.config
         attrs = trial.user_attrs
         if attrs.get(Attr.FOLLOWUP_ID) is not None:
-            twin = is_duplicate_followup(trial, self.study.get_trials(deepcopy=False))
+            twin = is_duplicate_followup(trial,
+                                         trial_records(self.study.get_trials(deepcopy=False)))
             if twin is not None:  # another worker enqueued the same follow-up
                 trial.set_user_attr(Attr.DUPLICATE_OF, twin)
                 raise optuna.TrialPruned(f"duplicate of trial {twin}; skipped")
@@ -468,9 +467,9 @@ class SearchStopper:
     def should_stop(self, study: optuna.Study) -> str:
         """Why the run should stop now ("" to go on)."""
         limits, deadline = self.runner.limits, self.runner.deadline
-        trials = study.get_trials(deepcopy=False)
         if limits.n_trials is not None and sum(
-                counted(t) or t.state == TrialState.RUNNING for t in trials) >= limits.n_trials:
+                r.counts or r.status == "running"
+                for r in trial_records(study.get_trials(deepcopy=False))) >= limits.n_trials:
             return f"the study reached {limits.n_trials} trials"
         if deadline is not None and time.monotonic() >= deadline:
             return f"the time budget ({format_duration(limits.seconds)}) ended"
@@ -480,24 +479,24 @@ class SearchStopper:
         """Enter the follow-up phase when due, then enqueue the missing follow-ups; else enqueue
         the next baseline."""
         runner, cfg, state = self.runner, self.runner.config, self.runner.state
-        trials = study.get_trials(deepcopy=False)
+        records = trial_records(study.get_trials(deepcopy=False))
         if cfg.followups.enabled:
-            plans = [p for p in plan_followups(trials, cfg.num_layers, len(runner.train),
+            plans = [p for p in plan_followups(records, cfg.num_layers, len(runner.train),
                                                cfg.followups, cfg.direction)
                      if p[1][Attr.FOLLOWUP_ID] not in state.skipped_ids]
             if not state.followups_active and plans:
                 state.followups_active = followups_due(
-                    trials, plans, settings=cfg.followups, train_size=len(runner.train),
+                    records, plans, settings=cfg.followups, train_size=len(runner.train),
                     budget_seconds=runner.limits.seconds, deadline=runner.deadline,
                     n_trials=runner.limits.n_trials)
             if state.followups_active and runner.deadline is not None:
                 # a follow-up that cannot finish in the time left would only be skipped
                 left = runner.deadline - time.monotonic()
                 plans = [p for p in plans if 1.1 * estimate_seconds(
-                    trials, [p], len(runner.train)) <= left]
+                    records, [p], len(runner.train)) <= left]
             if state.followups_active and plans:
                 enqueue_followups(study, plans,
-                                  followup_room(trials, runner.limits.n_trials, len(plans)))
+                                  followup_room(records, runner.limits.n_trials, len(plans)))
         if cfg.baselines:
             enqueue_next_baseline(study, cfg.space, state.skipped_ids)
 
@@ -520,7 +519,7 @@ class SearchStopper:
                 state.failures += 1
                 if state.failures == 1:
                     state.first_failure = str(record.fail_reason or "unknown error")
-                    state.first_traceback = str(trial.user_attrs.get(Attr.TRACEBACK, ""))
+                    state.first_traceback = str(record.traceback or "")
             elif record.status not in ("skipped", "interrupted"):
                 state.failures = 0
         if not runner.config.local_single and runner.heartbeat:

@@ -136,7 +136,10 @@ class TrialRecord:
         baseline: Whether it is one of the space's baselines.
         retry_of: The interrupted trial it runs again.
         fail_reason: Why it failed, diverged or was interrupted.
+        traceback: The traceback of its error (failed trials).
         worker: The run or worker process that ran it.
+        params: Its Optuna parameters, with those it was enqueued with (a queued trial's, or a
+            trial that died before they were suggested), to run it again.
     """
 
     number: int
@@ -167,7 +170,9 @@ class TrialRecord:
     baseline: bool = False
     retry_of: int | None = None
     fail_reason: str | None = None
+    traceback: str | None = None
     worker: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
@@ -224,7 +229,9 @@ class TrialRecord:
             baseline=bool(a.get(Attr.BASELINE, False)),
             retry_of=None if retry is None else int(retry),
             fail_reason=reason,
+            traceback=a.get(Attr.TRACEBACK),
             worker=a.get(Attr.WORKER),
+            params={**a.get(Attr.PLANNED_PARAMS, {}), **trial.params},
         )
 
     # -- derived facts -----------------------------------------------------------------------
@@ -269,6 +276,12 @@ class TrialRecord:
         return float(self.train_seconds) + float(self.eval_seconds or 0.0)
 
     @property
+    def counts(self) -> bool:
+        """Whether it counts toward ``n_trials``: it ended and trained (not interrupted, not
+        skipped for lack of time; skipped duplicate follow-ups have no record)."""
+        return self.status in ("complete", "pruned", "budget", "diverged", "failed")
+
+    @property
     def is_probe(self) -> bool:
         """Whether it is a learning-curve probe (trained on a subset)."""
         return self.purpose == "learning_curve"
@@ -300,7 +313,7 @@ class TrialRecord:
                 value = None
             row[name] = value
         for f in fields(self):
-            if f.name in ("number", "state", "status", "strategy"):
+            if f.name in ("number", "state", "status", "strategy", "params", "traceback"):
                 continue
             value = getattr(self, f.name)
             row[f.name] = list(value) if isinstance(value, tuple) else value
