@@ -206,8 +206,10 @@ def _quiet_optuna(verbose: int) -> None:
               help="Text encoding of the data files, e.g. latin-1 or cp1252.")
 @click.option("--space", default=None, help="Search space: a YAML file or a bundled space's name "
               "(default: search_spaces/default.yaml).")
-@click.option("--metric", type=click.Choice(["accuracy", "macro_f1"]), default="accuracy",
-              show_default=True)
+@click.option("--task", default="classification", show_default=True,
+              help="The task kind (see autoft.tasks).")
+@click.option("--metric", default=None, help="The validation metric: one of the task's "
+              "(classification: accuracy, the default, or macro_f1).")
 @click.option("--pruner", type=click.Choice(["successive_halving", "hyperband", "median", "none"]),
               default="successive_halving", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -236,8 +238,8 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
                    n_trials: int | None, trial_budget: str | None, out: Path,
                    validation: Path | None, test: Path | None, text_column: str | None,
                    text_pair_column: str | None, label_column: str | None,
-                   validation_size: float, encoding: str, space: str | None, metric: str,
-                   pruner: str, device: str, seed: int, max_length: int, workers: int,
+                   validation_size: float, encoding: str, space: str | None, task: str,
+                   metric: str | None, pruner: str, device: str, seed: int, max_length: int, workers: int,
                    storage: str | None, study_name: str, seeds: int, curve_sizes: str,
                    refit: bool, no_progress: bool) -> None:
     """Search fine-tuning strategies for DATA (CSV, TSV, JSON lines, JSON or Parquet) and write
@@ -269,7 +271,8 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
             data, model=model, budget=budget_s, n_trials=n_trials, trial_budget=trial_s,
             out=out, validation=validation, test=test, text_column=text_column,
             text_pair_column=text_pair_column, label_column=label_column,
-            validation_size=size, encoding=encoding, space=space, metric=metric, pruner=pruner,
+            validation_size=size, encoding=encoding, space=space, task=task, metric=metric,
+            pruner=pruner,
             device=device, seed=seed, max_length=max_length, workers=workers, storage=storage,
             study_name=study_name, seeds=seeds, curve_sizes=sizes, refit=refit,
             progress=display,  # type: ignore[arg-type]
@@ -351,7 +354,7 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
     click.echo(f"refit trial {result.trial_number}: validation {result.validation_score:.4f}, "
                f"test {test}; saved to {result.path}")
     click.echo(f'load it: import autoft, transformers; '
-               f'transformers.pipeline("text-classification", model="{result.path}")'
+               f'transformers.pipeline("{result.pipeline_task}", model="{result.path}")'
                + ("; or, without autoft, add trust_remote_code=True" if portable else ""))
 
 

@@ -66,7 +66,8 @@ def _recommendation(report: dict[str, Any]) -> list[str]:
                 + ("" if test is None else f", **test {metric} {test:.4f}** on "
                    f"{refit['test_size']} examples")
                 + f". Saved to `{refit['path']}`; load it with `import autoft` then "
-                f"`transformers.pipeline(\"text-classification\", model=\"{refit['path']}\")`.",
+                f"`transformers.pipeline(\"{refit.get('pipeline_task', 'text-classification')}\", "
+                f"model=\"{refit['path']}\")`.",
                 ""]
     out += ["Reproduce it:", "", "```python", report["snippet"], "```", ""]
     seeded = [g for g in rec.get("groups", []) if len(g["scores"]) > 1]

@@ -51,6 +51,7 @@ class RefitResult:
         test_size: Examples in the test split (None without one).
         seconds: Wall-clock seconds of the refit's training.
         metric: The study's metric.
+        pipeline_task: The ``transformers.pipeline`` task that loads the model.
     """
 
     path: str
@@ -61,6 +62,7 @@ class RefitResult:
     test_size: int | None
     seconds: float
     metric: str
+    pipeline_task: str = "text-classification"
 
 
 def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_task: str,
@@ -229,7 +231,7 @@ def refit(
         path=str(target.resolve()), trial_number=rec.trial_number, strategy=strategy.to_dict(),
         validation_score=outcome.best_score, test_score=test_score,
         test_size=None if task.test is None else len(task.test), seconds=round(seconds, 1),
-        metric=info["metric"],
+        metric=info["metric"], pipeline_task=task.kind.pipeline_task,
     )
     (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     (target / "README.md").write_text(model_card(info, rec, result, task.kind.pipeline_task,
