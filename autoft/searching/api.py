@@ -69,7 +69,7 @@ from autoft.study import (
 )
 from autoft.study.info import check_resume, data_paths, now, stored_info
 from autoft.study.records import table_rows
-from autoft.study.storage import STUDY_DB, study_file
+from autoft.study.storage import STUDY_DB, study_file, uses_optuna_heartbeat
 
 __all__ = ["SearchResult", "search"]
 
@@ -415,7 +415,10 @@ def search(
                                                  "data": {**old["data"], **{
                                                      k: info["data"][k] for k in (
                                                          "test_size", "test_fingerprint")}}})
-            stale = fail_stale_trials(study, grace=None if local_single else 60)
+            # a local one-worker study holds the folder lock: every RUNNING trial is dead; a
+            # journal file is watched by autoft's heartbeat; databases by Optuna's own
+            stale = (fail_stale_trials(study, grace=None) if local_single
+                     else [] if uses_optuna_heartbeat(store) else fail_stale_trials(study))
             logger.info("resuming study %r: %d trials so far (%d were interrupted)",
                         study_name, len(study.get_trials(deepcopy=False)), len(stale))
         else:
