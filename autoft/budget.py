@@ -72,6 +72,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 trial"``, ``"3 trials"``: the count ``n`` and ``word`` in the form that agrees with it
+    (``many`` for an irregular plural, else ``word + "s"``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 @dataclass(frozen=True)
 class Budget:
     """What one search run may spend.
@@ -132,7 +138,7 @@ class Budget:
         if self.seconds is not None:
             parts.append(format_duration(self.seconds))
         if self.n_trials is not None:
-            parts.append(f"{self.n_trials} trials")
+            parts.append(plural(self.n_trials, "trial"))
         if self.trial_seconds is not None:
             parts.append(f"at most {format_duration(self.trial_seconds)} per trial")
         return ", ".join(parts)

@@ -419,6 +419,7 @@ def worker_command(ctx: click.Context, storage: str | None, out: Path | None, st
     budget_s = _seconds(budget, "--budget")
     trial_s = _seconds(trial_budget, "--trial-budget")
     import autoft
+    from autoft.budget import plural
     from autoft.searching import run_worker
 
     _quiet_optuna(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
@@ -428,7 +429,7 @@ def worker_command(ctx: click.Context, storage: str | None, out: Path | None, st
                            validation=validation, test=test)
     except autoft.AutoftError as exc:
         _fail(str(exc))
-    click.echo(f"worker ran {state.trials_run} trials; stopped: {state.stopped_because}")
+    click.echo(f"worker ran {plural(state.trials_run, 'trial')}; stopped: {state.stopped_because}")
 
 
 if __name__ == "__main__":  # pragma: no cover

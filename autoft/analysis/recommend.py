@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoft.budget import plural
 from autoft.strategies import Strategy
 from autoft.study.records import TrialRecord
 
@@ -261,10 +262,10 @@ def recommend(
     confirmed = pick.n >= seeds
     runs = (f" (mean of {pick.n} seeds, standard deviation {pick.std:.4f})" if pick.n > 1
             else " (a single run)")
-    plural = "strategy" if len(groups) == 1 else "strategies"
     parts = [
         f"Trial {pick.trial_number} scored {pick.mean:.4f} {metric} on the validation split"
-        f"{runs}; {len(groups)} {plural} trained to the end ({finished} trials finished in all). "
+        f"{runs}; {plural(len(groups), 'strategy', 'strategies')} trained to the end "
+        f"({plural(finished, 'trial')} finished in all). "
         f"Its fine-tune took {pick.seconds:.0f} s of training and evaluation on the search's "
         f"machine"
         + (f", plus {pick.cache_seconds:.0f} s once to fill the frozen-prefix cache"

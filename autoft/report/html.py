@@ -110,8 +110,8 @@ def figures(study: optuna.Study, report: dict[str, Any]) -> dict[str, Any]:
         out["pareto"] = fig
     progress: dict[Any, dict[str, Any]] = {}
     for t in scored:
-        if not t.get("examples_at_eval") or not t.get("scores"):
-            continue
+        if len(t.get("examples_at_eval") or ()) < 2 or not t.get("scores"):
+            continue  # one evaluation is a single point: no curve to draw
         k = t["frozen_layers"]
         if k not in progress or t["score"] > progress[k]["score"]:
             progress[k] = t

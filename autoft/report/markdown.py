@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoft.budget import format_duration
+from autoft.budget import format_duration, plural
 
 __all__ = ["STATUS_NAMES", "render_markdown", "sections"]
 
@@ -30,10 +30,6 @@ def _fmt(value: Any, digits: int = 4) -> str:
             return f"{value:.2e}"
         return f"{value:.{digits}g}" if digits else f"{value:.0f}"
     return str(value)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _recommendation(report: dict[str, Any]) -> list[str]:
@@ -126,7 +122,7 @@ def _models(report: dict[str, Any]) -> list[str]:
         fill = cost.get("seconds_per_fill_example")
         out += ["### Cost model", "",
                 f"Training seconds per example (one pass) on this machine, by family, fit to "
-                f"{_plural(cost['trials_used'], 'trial')}; evaluation "
+                f"{plural(cost['trials_used'], 'trial')}; evaluation "
                 f"{1000 * cost['seconds_per_eval_example']:.2f} ms per validation example"
                 + (f"; filling the frozen-prefix cache {1000 * fill:.2f} ms per example, once"
                    if fill else "") + ". "
@@ -171,7 +167,7 @@ def _data(report: dict[str, Any]) -> list[str]:
     dropped = checks.get("blank_texts_dropped") or {}
     for role, rows in dropped.items():
         shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
-        out.append(f"- {role}: {_plural(len([r for r in rows if r != '...']), 'row')} with a blank "
+        out.append(f"- {role}: {plural(len([r for r in rows if r != '...']), 'row')} with a blank "
                    f"text dropped (rows {shown})")
     if checks.get("train_duplicate_rows"):
         out.append(f"- {checks['train_duplicate_rows']} training rows repeat an earlier text")
@@ -205,7 +201,7 @@ def _budget(report: dict[str, Any]) -> list[str]:
             continue
         out.append(
             f"- run {i + 1}{who}: started {run.get('started')}, {format_duration(run.get('seconds'))} "
-            f"of budget {run.get('budget')}; {_plural(int(run.get('trials_run') or 0), 'trial')}; "
+            f"of budget {run.get('budget')}; {plural(int(run.get('trials_run') or 0), 'trial')}; "
             f"ended because {run.get('stopped_because')}"
         )
     out.append(f"- wall time used by all runs: {format_duration(budget.get('seconds_used'))}; "
@@ -225,7 +221,7 @@ def _trials(report: dict[str, Any]) -> list[str]:
            "prefix-cache fill.", ""]
     if waiting:
         ended = (report.get("budget") or {}).get("last_run_ended") or "the run ended"
-        out += [f"{_plural(waiting, 'queued trial')} (follow-ups or retries) did not run ({ended}); "
+        out += [f"{plural(waiting, 'queued trial')} (follow-ups or retries) did not run ({ended}); "
                 "they run first when the search is resumed.", ""]
     out += ["| # | status | frozen | lr | head lr | head | pooling | epochs | batch | score | "
             "seconds | trainable | note |",

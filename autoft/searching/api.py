@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial
 
 from autoft._version import __version__
 from autoft.analysis import Recommendation, recommend_from_info
-from autoft.budget import Budget
+from autoft.budget import Budget, plural
 from autoft.data import TaskData, load_task_data
 from autoft.errors import TrialError
 from autoft.models.adapter import adapter_for, combine_digests
@@ -164,8 +164,8 @@ class SearchResult:
     def __repr__(self) -> str:
         n = len(self.trials_.get("number", []))
         if self.recommendation_ is None:
-            return f"SearchResult({n} trials, none trained to the end)"
-        return (f"SearchResult({n} trials, recommended_score_={self.recommended_score_:.4f}, "
+            return f"SearchResult({plural(n, 'trial')}, none trained to the end)"
+        return (f"SearchResult({plural(n, 'trial')}, recommended_score_={self.recommended_score_:.4f}, "
                 f"recommended_strategy_={self.recommended_strategy_})")
 
 

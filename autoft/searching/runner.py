@@ -38,7 +38,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from autoft.analysis import fit_cost_model
-from autoft.budget import Budget, format_duration
+from autoft.budget import Budget, format_duration, plural
 from autoft.data import TaskData
 from autoft.errors import AutoftError, DivergedError
 from autoft.models.backbone import load_backbone
@@ -470,7 +470,7 @@ class SearchStopper:
         if limits.n_trials is not None and sum(
                 r.counts or r.status == "running"
                 for r in trial_records(study.get_trials(deepcopy=False))) >= limits.n_trials:
-            return f"the study reached {limits.n_trials} trials"
+            return f"the study reached {plural(limits.n_trials, 'trial')}"
         if deadline is not None and time.monotonic() >= deadline:
             return f"the time budget ({format_duration(limits.seconds)}) ended"
         return ""
