@@ -163,10 +163,13 @@ def main() -> None:
             print(f"[{time.strftime('%H:%M:%S')}] search: {arm}, repeat {repeat}", flush=True)
             payload["runs"].append(_search(arm, repeat, train, dev, args.budget, args.work))
             save(args.name, payload)
-    for run in payload["runs"]:
-        for i, entry in enumerate(run["top"][:args.top]):
-            if "confirmed" in entry:
+    # every run's pick first, then every run's second strategy, ...: a run cut short keeps the
+    # comparison that matters
+    for i in range(args.top):
+        for run in payload["runs"]:
+            if i >= len(run["top"]) or "confirmed" in run["top"][i]:
                 continue
+            entry = run["top"][i]
             print(f"[{time.strftime('%H:%M:%S')}] confirm {run['arm']} {run['repeat']} top {i}: "
                   f"{entry['description']}", flush=True)
             cache_dir = args.work / f"cache-{run['arm']}-{run['repeat']}-{i}"
