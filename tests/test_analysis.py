@@ -100,6 +100,25 @@ def test_a_reseeded_leader_beats_a_confirmed_weaker_strategy() -> None:
     assert "provisional" in rec.reason
 
 
+def test_a_cheaper_unconfirmed_run_above_the_pick_is_named_once_with_its_cost() -> None:
+    # the 5-minute demo: full fine-tuning re-seeded once (0.830, 0.810), a k=3 single run of
+    # 0.8267 at 46% of its cost, five re-seeds skipped for lack of time
+    study = optuna.create_study(direction="maximize")
+    _add(study, 6, 3e-3, 0.7933, 1.0)
+    full = _add(study, 0, 3e-5, 0.8300, 96.0)
+    k3 = _add(study, 3, 8.5e-5, 0.8267, 45.0)
+    _add(study, 0, 3e-5, 0.8100, 99.0, reseed_of=full)
+    for _ in range(2):
+        _add(study, 3, 8.5e-5, 0.0, 0.0, reseed_of=k3, state=TrialState.PRUNED, status="skipped",
+             best_score=None)
+    rec = _rec(study)
+    assert rec.trial_number == full and not rec.confirmed
+    assert rec.reason.count(f"Trial {k3} ") == 1
+    assert "above the recommendation's mean at 46% of its cost" in rec.reason
+    assert rec.alternative["trial_number"] == k3
+    assert "(4 trials run in all)" in rec.reason  # the skipped re-seeds did not run
+
+
 def test_of_two_means_the_one_over_fewer_runs_must_be_higher() -> None:
     study = optuna.create_study(direction="maximize")
     three = _add(study, 0, 1e-4, 0.830, 60.0)

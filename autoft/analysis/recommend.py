@@ -258,14 +258,14 @@ def recommend(
             "cheaper strategy is recommended."
         )
     strategy = Strategy.from_dict(pick.strategy)
-    finished = sum(1 for r in records if r.status not in ("running", "waiting"))
+    finished = sum(1 for r in records if r.counts)  # trained, not skipped for lack of time
     confirmed = pick.n >= seeds
     runs = (f" (mean of {pick.n} seeds, standard deviation {pick.std:.4f})" if pick.n > 1
             else " (a single run)")
     parts = [
         f"Trial {pick.trial_number} scored {pick.mean:.4f} {metric} on the validation split"
         f"{runs}; {plural(len(groups), 'strategy', 'strategies')} trained to the end "
-        f"({plural(finished, 'trial')} finished in all). "
+        f"({plural(finished, 'trial')} run in all). "
         f"Its fine-tune took {pick.seconds:.0f} s of training and evaluation on the search's "
         f"machine"
         + (f", plus {pick.cache_seconds:.0f} s once to fill the frozen-prefix cache"
@@ -284,8 +284,10 @@ def recommend(
     for g in unconfirmed[:3]:
         parts.append(
             f"Trial {g.trial_number} ({g.description}) scored {g.mean:.4f} in "
-            f"{'a single run' if g.n == 1 else f'{g.n} runs'}, above the recommendation's mean, "
-            f"but was not confirmed with {seeds} seeds before the budget ended (the best of many "
+            f"{'a single run' if g.n == 1 else f'{g.n} runs'}, above the recommendation's mean"
+            + (f" at {g.seconds / max(pick.seconds, 1e-9):.0%} of its cost"
+               if g.seconds < pick.seconds else "")
+            + f", but was not confirmed with {seeds} seeds before the budget ended (the best of many "
             "single runs is biased upwards); resume the search to confirm it.")
     best_known = leader.mean
     passed = [r for r in records if r.status == "budget" and r.score is not None and not r.is_probe
@@ -318,12 +320,14 @@ def recommend(
         if cheaper:
             alt = min(cheaper, key=lambda g: g.seconds)
             alternative = alt.to_dict()
-            parts.append(
-                f"Trial {alt.trial_number} ({alt.description}) scored {alt.mean:.4f} "
-                + ("in a single run" if alt.n == 1 else f"over {alt.n} runs")
-                + f", within {tolerance:g} of it, at "
-                f"{alt.seconds / max(pick.seconds, 1e-9):.0%} of the cost, but with less evidence; "
-                "consider it when training time matters more than the last fraction of a point.")
+            if not any(alt is g for g in unconfirmed):  # else named above, with its cost
+                parts.append(
+                    f"Trial {alt.trial_number} ({alt.description}) scored {alt.mean:.4f} "
+                    + ("in a single run" if alt.n == 1 else f"over {alt.n} runs")
+                    + f", within {tolerance:g} of it, at "
+                    f"{alt.seconds / max(pick.seconds, 1e-9):.0%} of the cost, but with less "
+                    "evidence; consider it when training time matters more than the last "
+                    "fraction of a point.")
     return Recommendation(
         trial_number=pick.trial_number,
         strategy=strategy,
