@@ -13,11 +13,14 @@ alike. A search's own best score is biased upwards (the best of many noisy runs 
 set), so each run's recommendation is trained again with fresh seeds (``--confirm-seeds``, seeds
 10000, 10001, ... that no trial used) and the arms are compared on those confirmed means. The next
 best strategies of each run (``--top``, its top 3 by the search's own means) are confirmed too, to
-report how far the pick is from the best strategy the run found. The confirmations run
+report how far the pick is from the best strategy the run found; every run's pick is confirmed
+before any run's second strategy. The confirmations run
 ``autoft.fine_tune`` (the report's snippet), so they also time it: the cost prediction is checked
 against them (``benchmarks/curves_and_cost.py`` does the learning-curve check from these studies).
 
-    python benchmarks/search_vs_random.py                       # about 3 hours
+    python benchmarks/search_vs_random.py                       # about 4 hours on 2 cores
+    python benchmarks/search_vs_random.py --repeats 2           # the first 2 repeats ...
+    python benchmarks/search_vs_random.py --resume              # ... and later the third
     python benchmarks/search_vs_random.py --budget 2m --repeats 1 --rows 300 --confirm-seeds 1
 
 Results: ``benchmarks/results/search_vs_random.json`` (written after every search and confirmation,

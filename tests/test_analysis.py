@@ -115,8 +115,22 @@ def test_a_cheaper_unconfirmed_run_above_the_pick_is_named_once_with_its_cost() 
     assert rec.trial_number == full and not rec.confirmed
     assert rec.reason.count(f"Trial {k3} ") == 1
     assert "above the recommendation's mean at 46% of its cost" in rec.reason
-    assert rec.alternative["trial_number"] == k3
+    assert rec.cheaper_alternative["trial_number"] == k3
     assert "(4 trials run in all)" in rec.reason  # the skipped re-seeds did not run
+
+
+def test_a_strategy_that_found_the_cache_warm_is_priced_with_the_fill() -> None:
+    # benchmark run: the k=3 baseline filled the cache (12 s); the sampled k=3 strategy that was
+    # recommended only ever found it warm, yet a fresh fine_tune of it pays the fill
+    study = optuna.create_study(direction="maximize")
+    _add(study, 3, 5e-5, 0.807, 40.0, cached=True, cache_seconds=12.0, cache_examples=2872)
+    pick = _add(study, 3, 8.5e-5, 0.815, 45.0, cached=True, cache_seconds=0.0)
+    _add(study, 0, 3e-5, 0.808, 160.0)
+    rec = _rec(study, seeds=1)
+    assert rec.trial_number == pick and rec.cached and rec.cache_seconds == 12.0
+    assert "plus 12 s once to fill the frozen-prefix cache" in rec.reason
+    full = next(g for g in rec.groups if g["frozen_layers"] == 0)
+    assert full["cache_seconds"] == 0.0  # full fine-tuning does not use the cache
 
 
 def test_of_two_means_the_one_over_fewer_runs_must_be_higher() -> None:

@@ -59,7 +59,9 @@ class Group:
         scores: Each run's best validation score.
         mean: Their mean; ``std``: their sample standard deviation (None with one run).
         seconds: Median training and evaluation seconds of a run, without the cache fill.
-        cache_seconds: Largest cache-fill seconds a run paid (0 when every run found it warm).
+        cache_seconds: Seconds a fresh fine-tune of it spends filling the frozen-prefix cache:
+            the largest fill a run of it paid, else (every run found the cache warm) the largest
+            fill of the study, since one fill serves every frozen depth; 0 when it is uncached.
         cached: Whether its runs trained from the frozen-prefix cache.
         strategy: The strategy's flat fields.
         description, frozen_layers, head, trainable_params, total_params: Of the first run.
@@ -107,6 +109,9 @@ def group_runs(records: Sequence[TrialRecord], direction: str = "maximize") -> l
         if r.finished and not r.is_probe:
             by_key.setdefault(r.key, []).append(r)
     sign = -1.0 if direction == "minimize" else 1.0
+    # one fill serves every frozen depth, so a strategy whose runs all found the cache warm would
+    # pay the study's fill in a fresh fine_tune
+    any_fill = max((r.cache_seconds for rs in by_key.values() for r in rs), default=0.0)
     out = []
     for runs in by_key.values():
         scores = tuple(float(r.score) for r in runs if r.score is not None)
@@ -117,7 +122,9 @@ def group_runs(records: Sequence[TrialRecord], direction: str = "maximize") -> l
             std=statistics.stdev(scores) if len(scores) > 1 else None,
             # the median: one run slowed by other work on the machine does not skew the cost
             seconds=statistics.median(float(r.cost_seconds or 0.0) for r in runs),
-            cache_seconds=max(r.cache_seconds for r in runs), cached=any(r.cached for r in runs),
+            cache_seconds=max(r.cache_seconds for r in runs) or (
+                any_fill if any(r.cached for r in runs) else 0.0),
+            cached=any(r.cached for r in runs),
             strategy=first.strategy, description=first.description,
             frozen_layers=first.frozen_layers, head=first.head,
             trainable_params=first.trainable_params, total_params=first.total_params,

@@ -448,6 +448,8 @@ class TrialRunner:
         if outcome.status == "pruned":
             raise optuna.TrialPruned(f"pruned after evaluation {len(outcome.scores)}")
         if outcome.status == "budget":  # partial training is not a finished trial
+            if outcome.steps >= outcome.total_steps:  # trained, but its last evaluation was cut
+                raise optuna.TrialPruned("stopped by the budget during its last evaluation")
             raise optuna.TrialPruned(f"stopped by the budget after {outcome.steps} of "
                                      f"{outcome.total_steps} steps")
         return float(outcome.best_score)
