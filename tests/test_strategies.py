@@ -147,6 +147,8 @@ def test_strategy_dict_roundtrip_and_unknown_field() -> None:
         Strategy.from_dict({**flat, "lora_rank": 8})
     assert "freeze embeddings + 3/6 blocks" in strategy.describe(6)
     assert Strategy(frozen_layers=6).describe(6).startswith("linear probe")
+    assert Strategy(epochs=1).describe(6).endswith("; 1 epoch, batch 32")  # not "1 epochs"
+    assert Strategy(epochs=3).describe(6).endswith("; 3 epochs, batch 32")
 
 
 def test_count_parameters(tiny_bert: Path) -> None:

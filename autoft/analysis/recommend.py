@@ -302,8 +302,9 @@ def recommend(
     for r in passed[:2]:
         parts.append(
             f"Trial {r.number} reached {r.score:.4f} but was stopped by the budget after "
-            f"{r.evaluations} evaluations, before finishing its {r.epochs} epochs, so it is not "
-            "recommended: a strategy is recommended only when it trained to the end.")
+            f"{plural(r.evaluations, 'evaluation')}, before finishing its "
+            f"{plural(r.epochs, 'epoch')}, so it is not recommended: a strategy is recommended "
+            "only when it trained to the end.")
     comparisons: dict[str, dict[str, Any]] = {}
     for label, match in (("full fine-tuning", lambda g: g.frozen_layers == 0
                           and g.strategy.get("kind", "freeze") == "freeze"),

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from autoft.budget import plural
 from autoft.errors import StrategyError
 
 if TYPE_CHECKING:
@@ -372,7 +373,7 @@ class Strategy:
             lrs = f"lr {self.learning_rate:.2g}, " + lrs
         return (
             f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {self.pooling} pooling; "
-            f"{self.epochs} epochs, batch {self.batch_size}"
+            f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}"
         )
 
     def family(self) -> Family:
