@@ -25,6 +25,13 @@ def synthetic_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def synthetic_csv(path: Path, header: str = "text,label", n: int = 120) -> Path:
+    """Write :func:`synthetic_texts` as a CSV file at ``path`` with the given header line."""
+    texts, labels = synthetic_texts(n)
+    path.write_text(header + "\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels)))
+    return path
+
+
 def _write_vocab(folder: Path) -> Path:
     words = sorted(set(POSITIVE + NEGATIVE + FILLER))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]

@@ -8,15 +8,12 @@ from click.testing import CliRunner
 
 from autoft.cli import main
 
-from .helpers import synthetic_texts
+from .helpers import synthetic_csv
 
 
 @pytest.fixture()
 def csv_file(tmp_path: Path) -> Path:
-    texts, labels = synthetic_texts(120)
-    path = tmp_path / "reviews.csv"
-    path.write_text("review,sentiment\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels)))
-    return path
+    return synthetic_csv(tmp_path / "reviews.csv", "review,sentiment")
 
 
 def test_search_then_report(csv_file: Path, tiny_bert: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import autoft
 from autoft.cli import main
 
-from .helpers import synthetic_texts
+from .helpers import synthetic_csv, synthetic_texts
 from .test_search import SPACE, StubTrainer
 
 runner_module = importlib.import_module("autoft.searching.runner")
@@ -24,10 +24,7 @@ runner_module = importlib.import_module("autoft.searching.runner")
 
 @pytest.fixture()
 def csv_file(tmp_path: Path) -> Path:
-    texts, labels = synthetic_texts(120)
-    path = tmp_path / "reviews.csv"
-    path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels)))
-    return path
+    return synthetic_csv(tmp_path / "reviews.csv")
 
 
 def _space_file(tmp_path: Path, **overrides: object) -> Path:
