@@ -42,8 +42,13 @@ def _check_no_duplicates(study: optuna.Study, total: int) -> None:
                and t.user_attrs.get("duplicate_of") is None]
     assert len(counted) == total
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    params = [tuple(sorted(t.params.items())) for t in counted if t.user_attrs.get("retry_of") is None]
+    # sampled trials and baselines: no strategy twice (a re-seed repeats its trial's params by
+    # design, a probe has none); follow-ups: no follow-up id twice
+    originals = [t for t in counted if t.user_attrs.get("retry_of") is None]
+    params = [tuple(sorted(t.params.items())) for t in originals if not t.user_attrs.get("purpose")]
     assert len(set(params)) == len(params), "two workers ran the same strategy"
+    followups = [t.user_attrs["followup_id"] for t in originals if t.user_attrs.get("purpose")]
+    assert len(set(followups)) == len(followups), "two workers ran the same follow-up"
     assert all(t.state != TrialState.RUNNING for t in trials)
 
 
@@ -53,7 +58,7 @@ def test_two_local_workers_share_a_journal_study(tiny_bert: Path, tmp_path: Path
     assert (tmp_path / "out" / "study.journal").is_file()
     assert not (tmp_path / "out" / "study.db").exists()
     _check_no_duplicates(result.study_, 6)
-    workers = {t.user_attrs["worker"] for t in result.study_.trials}
+    workers = {t.user_attrs["worker"] for t in result.study_.trials if t.state.is_finished()}
     assert len(workers) == 2
     assert result.best_score_ is not None and (tmp_path / "out" / "report.md").is_file()
 
@@ -125,7 +130,7 @@ def test_two_workers_on_postgres(tiny_bert: Path, tmp_path: Path) -> None:
                            storage=POSTGRES, study_name=name, n_trials=6, workers=2,
                            device="cpu", validation_size=40)
     _check_no_duplicates(result.study_, 6)
-    assert len({t.user_attrs["worker"] for t in result.study_.trials}) == 2
+    assert len({t.user_attrs["worker"] for t in result.study_.trials if t.state.is_finished()}) == 2
     # a worker from "another machine" joins the same study and brings it to 8 trials
     state = run_worker(POSTGRES, name, n_trials=8, seed=123, device="cpu")
     assert state.trials_run == 2
@@ -134,7 +139,8 @@ def test_two_workers_on_postgres(tiny_bert: Path, tmp_path: Path) -> None:
     joined = subprocess.run(_cli("status", "--storage", POSTGRES, "--study", name),
                             capture_output=True, text=True, timeout=120)
     complete = sum(t.state == TrialState.COMPLETE for t in study.trials)
-    pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
+    pruned = sum(t.state == TrialState.PRUNED and t.user_attrs.get("duplicate_of") is None
+                 for t in study.trials)  # a skipped duplicate follow-up is not a trial run
     assert joined.returncode == 0, joined.stderr
     assert f"{complete} complete, {pruned} stopped early" in joined.stdout
     assert "0 failed, 0 running" in joined.stdout

@@ -365,6 +365,7 @@ class TrialRunner:
     def _run(self, trial: optuna.Trial) -> float:
         cfg = self.config
         attrs = trial.user_attrs
+        trial.set_user_attr(Attr.WORKER, self.worker)  # first: a skipped duplicate names its worker
         if attrs.get(Attr.FOLLOWUP_ID) is not None:
             twin = is_duplicate_followup(trial,
                                          trial_records(self.study.get_trials(deepcopy=False)))
@@ -383,8 +384,7 @@ class TrialRunner:
         for key, value in ((Attr.STRATEGY, strategy.to_dict()),
                            (Attr.DESCRIPTION, strategy.describe(cfg.num_layers)),
                            (Attr.SEED, trial_seed), (Attr.DATA_FINGERPRINT, self.fingerprint),
-                           (Attr.VERSIONS, self.versions), (Attr.WORKER, self.worker),
-                           (Attr.TRAIN_SIZE, size)):
+                           (Attr.VERSIONS, self.versions), (Attr.TRAIN_SIZE, size)):
             trial.set_user_attr(key, value)
         if self.deadline is not None:
             predicted = self._predicted_seconds(strategy, size)
