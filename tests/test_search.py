@@ -345,7 +345,7 @@ def test_followups_reseed_leaders_probe_smaller_sizes_and_leave_room(data, tiny_
     followups = trials[trials["purpose"].notna()]
     assert len(followups) <= 10  # at most half of n_trials: room for sampled trials
     reseeds = trials[trials["purpose"] == "reseed"]
-    assert len(reseeds) >= 4
+    assert len(reseeds) >= 2  # the leader's two; others only when within the seed noise of it
     rec = result.recommendation_
     assert rec.confirmed and rec.seeds == 3  # the recommendation rests on 3 seeds
     for g in rec.groups:  # no strategy with fewer runs scored above it

@@ -287,9 +287,10 @@ def search(
         evals_per_epoch: Validation evaluations (pruning checkpoints) per epoch. Default 2.
         baselines: Run the space's baselines first (cheapest first). Default True.
         seeds: Runs (seeds) each leading strategy needs before it can be recommended; the search
-            re-seeds every strategy that becomes one of the ``top_k`` leaders once its follow-up
-            phase begins. 1 disables. Default 3.
-        top_k: Leading strategies re-seeded. Default 3.
+            re-seeds every strategy that becomes the leader once its follow-up phase begins.
+            1 disables. Default 3.
+        top_k: Most strategies re-seeded at once: the leader and, of the ``top_k`` best, those
+            whose mean is within one pooled seed standard deviation of the leader's. Default 3.
         curve_sizes: Smaller training-set sizes the leading strategy families are re-run on, for
             the learning curves: fractions of the training split (floats < 1) or example counts
             (ints). Empty disables. Default (0.1, 0.3).

@@ -496,6 +496,11 @@ class SearchStopper:
                 left = runner.deadline - time.monotonic()
                 plans = [p for p in plans if 1.1 * estimate_seconds(
                     records, [p], len(runner.train)) <= left]
+            reseeds = [p for p in plans if p[1].get(Attr.PURPOSE) == "reseed"]
+            if reseeds:
+                # confirmation first: probes queued now would run before the re-seeds of a
+                # leader that the pending ones may still uncover (the queue is first in, first out)
+                plans = reseeds
             if state.followups_active and plans:
                 enqueue_followups(study, plans,
                                   followup_room(records, runner.limits.n_trials, len(plans)))
