@@ -56,7 +56,7 @@ def test_dict_space_with_fixed_values() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [({"lora_rank": 8}, "unknown search space fields \\['lora_rank'\\]"),
+    [({"dora_rank": 8}, "unknown search space fields \\['dora_rank'\\]"),
      ({"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-5}}, "greater than high"),
      ({"learning_rate": {"type": "float", "low": 0.0, "high": 1e-3, "log": True}}, "low > 0"),
      ({"learning_rate": {"type": "gaussian"}}, "type must be"),

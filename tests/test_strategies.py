@@ -167,7 +167,10 @@ def test_strategy_builds_the_default_kind_and_round_trips_by_kind() -> None:
     legacy = {k: v for k, v in flat.items() if k != "kind"}  # studies of autoft 0.1
     assert Strategy.from_dict(legacy) == strategy
     assert strategy_class("freeze") is FreezeStrategy
-    with pytest.raises(StrategyError, match="strategy kind 'lora' is not one of"):
+    with pytest.raises(StrategyError, match="strategy kind 'dora' is not one of"):
+        Strategy.from_dict({**flat, "kind": "dora"})
+    with pytest.raises(StrategyError, match=r"unknown strategy fields \['layer_decay'\] for kind "
+                                            "'lora'"):  # freeze's own field is not LoRA's
         Strategy.from_dict({**flat, "kind": "lora"})
     import copy
     import pickle

@@ -318,6 +318,12 @@ class Strategy:
         return True
 
     @property
+    def backbone_learning_rate(self) -> float:
+        """The peak learning rate of the trained backbone parameters (``learning_rate``; a kind
+        with a learning rate of its own, such as BitFit's or LoRA's, returns that)."""
+        return float(self.learning_rate)
+
+    @property
     def effective_head_learning_rate(self) -> float:
         """The head's learning rate (``head_learning_rate``, else ``learning_rate``)."""
         return float(self.head_learning_rate or self.learning_rate)
@@ -370,7 +376,7 @@ class Strategy:
         """One line for reports, e.g. ``"freeze embeddings + 4/6 blocks; lr 3e-05, head lr ..."``."""
         lrs = f"head lr {self.effective_head_learning_rate:.2g}"
         if num_layers is None or self.frozen_layers < num_layers:
-            lrs = f"lr {self.learning_rate:.2g}, " + lrs
+            lrs = f"lr {self.backbone_learning_rate:.2g}, " + lrs
         return (
             f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {self.pooling} pooling; "
             f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}"
@@ -412,7 +418,7 @@ class Strategy:
                 continue
             part = "head" if name.startswith("head.") else "backbone"
             groups.setdefault((part, param.ndim >= 2), []).append(param)
-        lrs = {"backbone": float(self.learning_rate), "head": self.effective_head_learning_rate}
+        lrs = {"backbone": self.backbone_learning_rate, "head": self.effective_head_learning_rate}
         return [
             {"params": params, "lr": lrs[part],
              "weight_decay": float(self.weight_decay) if decay else 0.0}

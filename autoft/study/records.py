@@ -92,9 +92,18 @@ STRATEGY_COLUMNS = (
 
 def strategy_key(strategy: dict[str, Any]) -> str:
     """Identity of a strategy (every field, canonical JSON): runs with equal keys are seeds of
-    one strategy. A kind's own fields are part of it, so no field is ever merged away."""
+    one strategy. A kind's own fields are part of it, so no field is ever merged away. The
+    strategy is completed with its kind's defaults first, so a run stored before a kind gained a
+    field (e.g. freeze's ``layer_decay``) is a seed of the same strategy with the default."""
+    from autoft.errors import StrategyError
+    from autoft.strategies import Strategy
+
     values = dict(strategy)
     values.setdefault("kind", "freeze")
+    try:
+        values = Strategy.from_dict(values).to_dict()
+    except (StrategyError, TypeError, ValueError):  # a kind this process does not know
+        pass
     return json.dumps(values, sort_keys=True, default=str)
 
 

@@ -295,7 +295,7 @@ def train_strategy(
             if not torch.isfinite(loss):
                 raise DivergedError(
                     f"training loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); "
-                    f"the learning rates ({strategy.learning_rate:.2g} backbone, "
+                    f"the learning rates ({strategy.backbone_learning_rate:.2g} backbone, "
                     f"{strategy.effective_head_learning_rate:.2g} head) may be too high"
                 )
             loss.backward()
