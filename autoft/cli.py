@@ -209,7 +209,9 @@ def _quiet_optuna(verbose: int) -> None:
 @click.option("--task", default="classification", show_default=True,
               help="The task kind (see autoft.tasks).")
 @click.option("--metric", default=None, help="The validation metric: one of the task's "
-              "(classification: accuracy, the default, or macro_f1).")
+              "(classification: accuracy, the default, balanced_accuracy, macro_f1, weighted_f1, "
+              "macro_precision, macro_recall, weighted_precision, weighted_recall; with 2 "
+              "classes also f1 and roc_auc).")
 @click.option("--pruner", type=click.Choice(["successive_halving", "hyperband", "median", "none"]),
               default="successive_halving", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

@@ -490,9 +490,13 @@ def load_task_data(
         return Split(texts=raw.texts, text_pairs=raw.pairs,
                      labels=kind.encode(raw.labels, info, raw.source, role))
 
+    train_split, validation_split = split(raw_train, "training"), split(raw_val, "validation")
+    for warning in kind.split_warnings(train_split.labels, validation_split.labels, info):
+        logger.warning("%s", warning)
+        checks.setdefault("validation_warnings", []).append(warning)
     return TaskData(
-        train=split(raw_train, "training"),
-        validation=split(raw_val, "validation"),
+        train=train_split,
+        validation=validation_split,
         test=None if raw_test is None else split(raw_test, "test"),
         labels=info,
         text_column=text_c,

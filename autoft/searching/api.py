@@ -263,8 +263,12 @@ def search(
         space: Search space: None for ``search_spaces/default.yaml``, the name of a bundled space,
             a YAML path, a dict or a :class:`~autoft.SearchSpace`.
         task: The task kind (see :mod:`autoft.tasks`). Default ``"classification"``.
-        metric: One of the task's metrics (classification: ``"accuracy"``, ``"macro_f1"``); None
-            for its default (``"accuracy"``).
+        metric: One of the task's metrics (classification: ``"accuracy"``,
+            ``"balanced_accuracy"``, ``"macro_f1"``, ``"weighted_f1"``, ``"macro_precision"``,
+            ``"macro_recall"``, ``"weighted_precision"``, ``"weighted_recall"``; for two
+            classes also ``"f1"`` and ``"roc_auc"``, see
+            :class:`autoft.tasks.classification.Classification`); None for its default
+            (``"accuracy"``).
         validation, test: Separate validation / labelled test data (any supported input type).
         text_column, text_pair_column, label_column, validation_size, validation_split,
             test_split, encoding: See :func:`autoft.load_task_data`.
@@ -347,6 +351,7 @@ def search(
         validation_size=validation_size, seed=seed, task=task, encoding=encoding,
         validation_split=validation_split, test_split=test_split,
     )
+    task_data.kind.check_metric(str(config.metric), task_data.labels)
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     unknown = unknown_token_rate(tokenizer, task_data.train.texts)

@@ -126,6 +126,22 @@ class TaskKind(ABC):
     def decode(self, outputs: np.ndarray, info: LabelInfo) -> list[Any]:
         """Predictions as labels in the user's form (class names, ints or numbers)."""
 
+    def check_metric(self, metric: str, info: LabelInfo) -> None:
+        """Check that ``metric`` (one of :attr:`metrics`) can score a task with these labels,
+        before any model loads (e.g. ROC AUC needs two classes). Default: any of its metrics can.
+
+        Raises:
+            AutoftError: ``metric`` is not one of this kind's metrics.
+            DataError: It cannot score these labels (the message says which metrics can).
+        """
+        self.direction(metric)
+
+    def split_warnings(self, train: np.ndarray, validation: np.ndarray,
+                       info: LabelInfo) -> list[str]:
+        """Warnings about a validation split that scores these labels badly (e.g. a class it
+        lacks), each one sentence naming the problem; logged when the data is loaded."""
+        return []
+
     def stratify(self, labels: np.ndarray) -> np.ndarray | None:
         """Strata for stratified splits and subsets (None: split at random)."""
         return None

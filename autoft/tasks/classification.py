@@ -30,12 +30,24 @@ class Classification(TaskKind):
     ``datasets`` inputs). When every label is a plain integer (no leading zeros), predictions are
     returned as ints.
 
-    Metrics: ``accuracy`` and ``macro_f1`` (unweighted mean of per-class F1), both maximised,
-    computed with scikit-learn. Loss: cross-entropy.
+    Metrics, all maximised, computed with scikit-learn over every training class (``labels=``
+    given, so a class the validation split lacks still counts: it is not silently dropped from a
+    macro average): ``accuracy``, ``balanced_accuracy`` (mean per-class recall), ``macro_f1``,
+    ``weighted_f1``, ``macro_precision``, ``macro_recall``, ``weighted_precision``,
+    ``weighted_recall``; for two classes also ``f1`` (F1 of the positive class: the second class,
+    e.g. ``1`` of 0/1 or ``pos`` of neg/pos) and ``roc_auc`` (from the softmax probability of the
+    positive class). Loss: cross-entropy.
     """
 
     name: ClassVar[str] = "classification"
-    metrics: ClassVar[dict[str, str]] = {"accuracy": "maximize", "macro_f1": "maximize"}
+    metrics: ClassVar[dict[str, str]] = {
+        "accuracy": "maximize", "balanced_accuracy": "maximize", "macro_f1": "maximize",
+        "weighted_f1": "maximize", "macro_precision": "maximize", "macro_recall": "maximize",
+        "weighted_precision": "maximize", "weighted_recall": "maximize", "f1": "maximize",
+        "roc_auc": "maximize",
+    }
+    #: Metrics defined for two classes only.
+    BINARY_METRICS: ClassVar[tuple[str, ...]] = ("f1", "roc_auc")
     default_metric: ClassVar[str] = "accuracy"
     pipeline_task: ClassVar[str] = "text-classification"
     problem_type: ClassVar[str] = "single_label_classification"
@@ -109,14 +121,51 @@ class Classification(TaskKind):
 
         return torch.nn.functional.cross_entropy(outputs.float(), labels)
 
+    def check_metric(self, metric: str, info: LabelInfo) -> None:
+        self.direction(metric)
+        k = self.num_outputs(info)
+        if metric in self.BINARY_METRICS and k != 2:
+            others = [m for m in self.metrics if m not in self.BINARY_METRICS]
+            raise DataError(
+                f"metric {metric!r} needs exactly 2 classes; the training data has {k} "
+                f"({list((info.id2label or {}).values())[:10]}). Use one of {others}")
+
+    def split_warnings(self, train: np.ndarray, validation: np.ndarray,
+                       info: LabelInfo) -> list[str]:
+        assert info.id2label is not None
+        counts = np.bincount(validation, minlength=len(info.id2label))
+        missing = [info.id2label[i] for i in range(len(info.id2label)) if counts[i] == 0]
+        if not missing:
+            return []
+        return [f"the validation split has no example of class{'es' if len(missing) > 1 else ''} "
+                f"{missing[:10]}: their recall cannot be measured and macro averages count them "
+                "as 0; give a validation split with every class (or more validation_size)"]
+
     def score(self, metric: str, labels: np.ndarray, outputs: np.ndarray) -> float:
-        from sklearn.metrics import accuracy_score, f1_score
+        from sklearn import metrics as sk
 
         self.direction(metric)
-        predictions = np.asarray(outputs).argmax(axis=1)
+        outputs = np.asarray(outputs, dtype=np.float64)
+        classes = np.arange(outputs.shape[1])
+        predictions = outputs.argmax(axis=1)
         if metric == "accuracy":
-            return float(accuracy_score(labels, predictions))
-        return float(f1_score(labels, predictions, average="macro", zero_division=0))
+            return float(sk.accuracy_score(labels, predictions))
+        if metric == "balanced_accuracy":  # mean recall over every training class
+            return float(sk.recall_score(labels, predictions, labels=classes, average="macro",
+                                         zero_division=0))
+        if metric == "roc_auc":
+            if len(np.unique(labels)) < 2:
+                # undefined with one class present (load time warned about such a split): chance
+                return 0.5
+            shifted = outputs - outputs.max(axis=1, keepdims=True)
+            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+            return float(sk.roc_auc_score(labels, probs[:, 1]))
+        if metric == "f1":
+            return float(sk.f1_score(labels, predictions, pos_label=1, average="binary",
+                                     zero_division=0))
+        average, name = metric.split("_", 1)
+        fn = {"f1": sk.f1_score, "precision": sk.precision_score, "recall": sk.recall_score}[name]
+        return float(fn(labels, predictions, labels=classes, average=average, zero_division=0))
 
     def decode(self, outputs: np.ndarray, info: LabelInfo) -> list[Any]:
         assert info.id2label is not None

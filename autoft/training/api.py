@@ -151,7 +151,7 @@ def fine_tune(
     )
     kind = data_task.kind
     metric = metric or kind.default_metric
-    kind.direction(metric)
+    kind.check_metric(metric, data_task.labels)
     encoder, tokenizer, _ = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     if strategy.frozen_layers > num_layers:
