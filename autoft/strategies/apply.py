@@ -78,6 +78,11 @@ def build_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoftClassifier(encoder, num_outputs, strategy.head, strategy.pooling)
+    num_layers = model.parts.num_layers
+    if not 0 <= strategy.frozen_layers <= num_layers:  # every kind counts k the same way
+        raise StrategyError(
+            f"frozen_layers={strategy.frozen_layers} is out of range for a backbone of "
+            f"{num_layers} blocks; it must be in 0..{num_layers}")
     strategy.apply(model)
     model.train()
     applied = inspect_frozen_layers(model)

@@ -244,6 +244,9 @@ class Strategy:
         kind: The registry name.
         FIELDS: The kind's own flat fields and their types (``int``, ``float``, ``str``).
         CHOICES: Allowed values of the kind's own string fields.
+        LEARNING_RATE_FIELD: The field holding the trained backbone parameters' learning rate:
+            ``"learning_rate"``, or a kind's own field (BitFit's, LoRA's) that replaces it, so the
+            sampler models that rate apart from full fine-tuning's much smaller ones.
 
     Raises:
         StrategyError: A value out of range (the message names the field and the rule).
@@ -252,6 +255,7 @@ class Strategy:
     kind: ClassVar[str] = ""
     FIELDS: ClassVar[dict[str, type]] = {}
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    LEARNING_RATE_FIELD: ClassVar[str] = "learning_rate"
 
     frozen_layers: int = 0
     learning_rate: float = 2e-5
@@ -290,6 +294,12 @@ class Strategy:
             (0.0 <= float(self.warmup_ratio) < 1.0,
              f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)"),
         ]
+        own = self.LEARNING_RATE_FIELD
+        if own != "learning_rate":
+            rate = getattr(self, own)
+            checks.append((not isinstance(rate, bool) and isinstance(rate, (int, float))
+                           and math.isfinite(rate) and rate > 0,
+                           f"{own}={rate!r} must be a number > 0"))
         for ok, message in checks:
             if not ok:
                 raise StrategyError(message)
@@ -311,17 +321,19 @@ class Strategy:
         """Whether field ``name`` matters given the values chosen before it (the search space
         suggests it only then): the backbone learning rate only when some block trains, the MLP
         head's width and depth only for an MLP head. Kinds may add conditions."""
-        if name == "learning_rate":
+        if name == cls.LEARNING_RATE_FIELD:
             return int(values.get("frozen_layers", 0)) < num_layers
+        if name == "learning_rate":
+            return False  # the kind's own learning-rate field replaces it
         if name in ("head_width", "head_depth"):
             return values.get("head", "linear") == "mlp"
         return True
 
     @property
     def backbone_learning_rate(self) -> float:
-        """The peak learning rate of the trained backbone parameters (``learning_rate``; a kind
-        with a learning rate of its own, such as BitFit's or LoRA's, returns that)."""
-        return float(self.learning_rate)
+        """The peak learning rate of the trained backbone parameters (the
+        ``LEARNING_RATE_FIELD``)."""
+        return float(getattr(self, self.LEARNING_RATE_FIELD))
 
     @property
     def effective_head_learning_rate(self) -> float:

@@ -75,29 +75,21 @@ class BitFitStrategy(Strategy):
     kind: ClassVar[str] = "bitfit"
     FIELDS: ClassVar[dict[str, type]] = {"bitfit_learning_rate": float, "bitfit_norm": str}
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"bitfit_norm": NORM_CHOICES}
+    LEARNING_RATE_FIELD: ClassVar[str] = "bitfit_learning_rate"
 
     bitfit_learning_rate: float = 5e-4
     bitfit_norm: str = "no"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        rate = self.bitfit_learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-            raise StrategyError(f"bitfit_learning_rate={rate!r} must be a number > 0")
         if self.bitfit_norm not in NORM_CHOICES:
             raise StrategyError(f"bitfit_norm={self.bitfit_norm!r} must be one of {NORM_CHOICES}")
 
     @classmethod
     def uses(cls, name: str, values: dict[str, Any], num_layers: int) -> bool:
-        if name == "learning_rate":
-            return False  # bitfit_learning_rate replaces it
-        if name in ("bitfit_learning_rate", "bitfit_norm"):
+        if name == "bitfit_norm":
             return int(values.get("frozen_layers", 0)) < num_layers
         return super().uses(name, values, num_layers)
-
-    @property
-    def backbone_learning_rate(self) -> float:
-        return float(self.bitfit_learning_rate)
 
     def body(self, num_layers: int | None = None) -> str:
         what = "biases + LayerNorm" if self.bitfit_norm == "yes" else "biases"
@@ -115,10 +107,6 @@ class BitFitStrategy(Strategy):
     def apply(self, model: AutoftClassifier) -> None:
         parts = model.parts
         k = self.frozen_layers
-        if not 0 <= k <= parts.num_layers:
-            raise StrategyError(
-                f"frozen_layers={k} is out of range for a backbone of {parts.num_layers} "
-                f"blocks; it must be in 0..{parts.num_layers}")
         model.set_frozen(parts.prefix_modules(k))  # the cacheable bottom, in eval mode
         model.encoder.requires_grad_(False)
         for _, param in bitfit_parameters(model, k, self.bitfit_norm == "yes"):

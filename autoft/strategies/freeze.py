@@ -96,11 +96,6 @@ class FreezeStrategy(Strategy):
     def apply(self, model: AutoftClassifier) -> None:
         parts = model.parts
         k = self.frozen_layers
-        if not 0 <= k <= parts.num_layers:
-            raise StrategyError(
-                f"frozen_layers={k} is out of range for a backbone of {parts.num_layers} blocks; "
-                f"it must be in 0..{parts.num_layers}"
-            )
         model.set_frozen(parts.prefix_modules(k))
 
     def check(self, model: AutoftClassifier, applied: AppliedStrategy) -> None:

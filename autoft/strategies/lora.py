@@ -108,6 +108,7 @@ class LoraStrategy(Strategy):
         "lora_learning_rate": float,
     }
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"lora_targets": TARGET_CHOICES}
+    LEARNING_RATE_FIELD: ClassVar[str] = "lora_learning_rate"
 
     lora_rank: int = 8
     lora_alpha: float = 16.0
@@ -125,8 +126,6 @@ class LoraStrategy(Strategy):
              f"lora_dropout={self.lora_dropout!r} must be in [0, 1)"),
             (self.lora_targets in TARGET_CHOICES,
              f"lora_targets={self.lora_targets!r} must be one of {TARGET_CHOICES}"),
-            (_positive(self.lora_learning_rate),
-             f"lora_learning_rate={self.lora_learning_rate!r} must be a number > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -134,15 +133,9 @@ class LoraStrategy(Strategy):
 
     @classmethod
     def uses(cls, name: str, values: dict[str, Any], num_layers: int) -> bool:
-        if name == "learning_rate":
-            return False  # lora_learning_rate replaces it
         if name in cls.FIELDS:
             return int(values.get("frozen_layers", 0)) < num_layers
         return super().uses(name, values, num_layers)
-
-    @property
-    def backbone_learning_rate(self) -> float:
-        return float(self.lora_learning_rate)
 
     def body(self, num_layers: int | None = None) -> str:
         if num_layers is not None and self.frozen_layers >= num_layers:
@@ -165,10 +158,6 @@ class LoraStrategy(Strategy):
     def apply(self, model: AutoftClassifier) -> None:
         parts = model.parts
         k = self.frozen_layers
-        if not 0 <= k <= parts.num_layers:
-            raise StrategyError(
-                f"frozen_layers={k} is out of range for a backbone of {parts.num_layers} "
-                f"blocks; it must be in 0..{parts.num_layers}")
         model.encoder.requires_grad_(False)
         model.set_frozen(parts.prefix_modules(k))  # the cacheable bottom, in eval mode
         if k == parts.num_layers:
