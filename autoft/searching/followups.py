@@ -283,8 +283,12 @@ def followups_due(
     """Whether this run should enter its follow-up phase now.
 
     With a time budget: once the time left is no more than the larger of the ``reserve`` share of
-    the budget and the estimated cost of the re-seeds and first probes plus 15%
-    (:func:`estimate_seconds`), the latter capped at :data:`MAX_SHARE` of the budget. With
+    the budget and the estimated cost of the planned re-seeds plus 15%
+    (:func:`estimate_seconds`), the latter capped at :data:`MAX_SHARE` of the budget. Probes do
+    not move the phase earlier: they run in the time the re-seeds leave. Counting the first
+    probes too started the phase at half of a 20-minute budget, so the sampler's strategies
+    stopped at 6 and 9 while random search tried 14 and 22
+    (``benchmarks/results/search_vs_random_v2.json``). With
     ``n_trials``: once 6 trials trained to the end and the trials left are no more than the plan
     (capped at :data:`MAX_SHARE` of ``n_trials``).
     """
@@ -295,10 +299,9 @@ def followups_due(
         if left <= settings.reserve * budget_seconds:
             return True
         if left <= MAX_SHARE * budget_seconds:
-            # what the recommendation needs: the re-seeds and one probe per size (more probe
-            # seeds run only if time is left)
-            needed = 1.15 * estimate_seconds(records, [p for p in plans if str(
-                p[1].get(Attr.FOLLOWUP_ID, "")).count(":") < 3], train_size)
+            # what the recommendation needs: the re-seeds (probes only use the time left)
+            needed = 1.15 * estimate_seconds(
+                records, [p for p in plans if p[1].get(Attr.PURPOSE) == "reseed"], train_size)
             if left <= min(needed, MAX_SHARE * budget_seconds):
                 return True
     if n_trials is not None:
