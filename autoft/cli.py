@@ -206,12 +206,14 @@ def _quiet_optuna(verbose: int) -> None:
               help="Text encoding of the data files, e.g. latin-1 or cp1252.")
 @click.option("--space", default=None, help="Search space: a YAML file or a bundled space's name "
               "(default: search_spaces/default.yaml).")
-@click.option("--task", default="classification", show_default=True,
-              help="The task kind (see autoft.tasks).")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
+              help="The task kind. Default: regression when the labels are numbers and one is "
+              "not an integer (3.8), else classification.")
 @click.option("--metric", default=None, help="The validation metric: one of the task's "
               "(classification: accuracy, the default, balanced_accuracy, macro_f1, weighted_f1, "
               "macro_precision, macro_recall, weighted_precision, weighted_recall; with 2 "
-              "classes also f1 and roc_auc).")
+              "classes also f1 and roc_auc; regression: rmse, the default, mae, r2, pearson, "
+              "spearman).")
 @click.option("--pruner", type=click.Choice(["successive_halving", "hyperband", "median", "none"]),
               default="successive_halving", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -240,7 +242,7 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
                    n_trials: int | None, trial_budget: str | None, out: Path,
                    validation: Path | None, test: Path | None, text_column: str | None,
                    text_pair_column: str | None, label_column: str | None,
-                   validation_size: float, encoding: str, space: str | None, task: str,
+                   validation_size: float, encoding: str, space: str | None, task: str | None,
                    metric: str | None, pruner: str, device: str, seed: int, max_length: int, workers: int,
                    storage: str | None, study_name: str, seeds: int, curve_sizes: str,
                    refit: bool, no_progress: bool) -> None:

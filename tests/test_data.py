@@ -89,9 +89,11 @@ def test_integral_float_labels_become_ints() -> None:
     assert task.id2label == {0: "0", 1: "1"}
 
 
-def test_non_integer_float_label_rejected() -> None:
-    with pytest.raises(DataError, match=r"non-integer number 0\.37 in row 1"):
-        load_task_data(_frame(["a", "b", "c", "d"], [1.0, 0.37, 0.0, 1.0]))
+def test_non_integer_float_label_rejected_by_classification() -> None:
+    frame = _frame(["a", "b", "c", "d"], [1.0, 0.37, 0.0, 1.0])
+    with pytest.raises(DataError, match=r"non-integer number 0\.37 in row 1.*regression task"):
+        load_task_data(frame, task="classification")
+    assert load_task_data(frame, validation_size=1).task == "regression"  # inferred
 
 
 def test_missing_and_blank_texts_are_dropped_with_one_warning(

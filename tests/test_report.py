@@ -37,7 +37,7 @@ def test_html_report_is_self_contained(report_dir: Path) -> None:
     assert "@import" not in page.split("</style>")[0]
     plots = re.findall(r"data-plot='(\w+)'", page)
     assert plots == ["history", "intermediate", "frozen_layers", "learning_rate", "pareto",
-                     "training_progress"]  # importances only from 10 finished trials
+                     "training_progress", "confusion"]  # importances only from 10 finished trials
     assert len(re.findall(r"\* plotly\.js v\d", page)) == 1  # plotly.js inlined, once
     assert "Recommendation" in page and "<table>" in page
 
@@ -50,7 +50,7 @@ def test_html_report_renders_plots_in_headless_chromium(report_dir: Path) -> Non
         dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
                              capture_output=True, text=True, timeout=180).stdout
     # every plot div was drawn by plotly.js into SVG
-    assert dom.count('class="plot-container plotly"') == 6
+    assert dom.count('class="plot-container plotly"') == 7
     assert dom.count('class="main-svg"') >= 6
     png = report_dir / "report.png"
     with tempfile.TemporaryDirectory() as profile:

@@ -11,12 +11,9 @@ from autoft.analysis.recommend import Group, Recommendation, group_runs, pooled_
 from autoft.analysis.table import pareto_front, rule_of_thumb, size_budget_table
 from autoft.strategies import Family, Strategy
 from autoft.study.records import TrialRecord
+from autoft.tasks import task_kind
 
 __all__ = ["analyse", "budget_to_finish", "recommend_from_info"]
-
-#: Metrics whose values lie in [0, 1] (learning-curve predictions are clipped to it).
-BOUNDED_METRICS = ("accuracy", "macro_f1")
-
 
 def recommend_from_info(records: Sequence[TrialRecord],
                         info: dict[str, Any], seeds: int | None = None) -> Recommendation | None:
@@ -64,9 +61,10 @@ def analyse(records: Sequence[TrialRecord], info: dict[str, Any]) -> dict[str, A
     groups = group_runs(records, direction)
     cost = fit_cost_model(records, n_val)
     metric = str(info.get("metric", "accuracy"))
-    curves = fit_learning_curves(
+    kind = task_kind(str(info.get("task", "classification")))
+    curves = fit_learning_curves(  # predictions clipped to the values the metric can take
         records, direction=direction, pooled_sigma=pooled_std(groups),
-        bounds=(0.0, 1.0) if metric in BOUNDED_METRICS else None)
+        bounds=kind.metric_bounds(metric) if metric in kind.metrics else None)
     best: dict[Family, Group] = {}
     level = min(int(info.get("seeds", 3)), max((g.n for g in groups), default=1))
     for g in sorted(groups, key=lambda g: g.n < level):  # stable: confirmed first, best first

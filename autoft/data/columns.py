@@ -35,7 +35,10 @@ PAIR_COLUMN_NAMES = (
 #: Column names recognised as the label column, in order of preference (case-insensitive).
 LABEL_COLUMN_NAMES = (
     "label", "labels", "class", "category", "target", "y", "quality", "sentiment", "gold_label",
+    "score", "rating", "similarity", "relatedness",
 )
+#: Cell values of a 0/1 indicator column (one column per label of multi-label data).
+_INDICATOR = {0, 1, "0", "1"}  # True and False equal 1 and 0
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -82,14 +85,30 @@ def _numeric(values: pd.Series) -> bool:
     return bool(sample) and all(_NUMBER.match(v) for v in sample)
 
 
-def guess_columns(frame: pd.DataFrame, source: str) -> tuple[str, str | None, str]:
+def _is_indicator(values: pd.Series) -> bool:
+    """Whether a column holds only 0/1 (or true/false) values, both of them."""
+    try:
+        distinct = set(values.unique().tolist())
+    except TypeError:  # unhashable cells
+        return False
+    return len(distinct) == 2 and distinct <= _INDICATOR
+
+
+def guess_columns(frame: pd.DataFrame, source: str,
+                  label: str | None = None) -> tuple[str, str | None, str]:
     """Guess (text, text_pair, label) columns: common names first, then content.
 
+    Args:
+        frame: The training table.
+        source: Where it came from, for messages.
+        label: The label column when the caller knows it (only the text columns are guessed).
+
     Raises:
-        DataError: The text or the label column cannot be told.
+        DataError: The text or the label column cannot be told, or several 0/1 columns make the
+            data look multi-label (the message lists them).
     """
     columns = list(frame.columns)
-    label = _find_by_name(columns, LABEL_COLUMN_NAMES)
+    label = label or _find_by_name(columns, LABEL_COLUMN_NAMES)
     text = pair = None
     for first, second in PAIR_COLUMN_NAMES:
         a, b = _find_by_name(columns, [first]), _find_by_name(columns, [second])
@@ -107,6 +126,15 @@ def guess_columns(frame: pd.DataFrame, source: str) -> tuple[str, str | None, st
         if lengths:
             text = max(lengths, key=lambda c: lengths[c])
     if label is None:
+        indicators = [c for c in columns if c not in (text, pair) and not frame[c].isna().any()
+                      and _is_indicator(frame[c])]
+        if len(indicators) >= 2:
+            raise DataError(
+                f"{source} has {len(indicators)} columns of 0/1 values ({indicators[:10]}): it "
+                "looks like multi-label data (one column per label), which autoft does not "
+                "support: it trains one label per example. Name one of them with label_column= "
+                "(CLI: --label-column) and train a model per label, or combine them into one "
+                "column of class names")
         # The complete column with the fewest distinct values (at least 2) is the label.
         n = len(frame)
         candidates = {}

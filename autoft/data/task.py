@@ -31,7 +31,7 @@ import numpy as np
 from autoft.data.columns import guess_columns, label_values, resolve_column, text_values
 from autoft.data.sources import Table, to_tables
 from autoft.errors import DataError
-from autoft.tasks import LabelInfo, TaskKind, task_kind
+from autoft.tasks import LabelInfo, TaskKind, looks_like_regression, task_kind
 
 __all__ = ["TEST_SPLIT_NAMES", "VALIDATION_SPLIT_NAMES", "Split", "TaskData", "load_task_data"]
 
@@ -114,8 +114,8 @@ class TaskData:
 
     @property
     def kind(self) -> TaskKind:
-        """The task kind object."""
-        return task_kind(self.task)
+        """The task kind, bound to these labels (:meth:`~autoft.tasks.TaskKind.for_labels`)."""
+        return task_kind(self.task).for_labels(self.labels)
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -191,7 +191,34 @@ class TaskData:
             "fingerprint": self.fingerprint(),
             "test_fingerprint": self.test_fingerprint(),
             "checks": self.checks,
+            "baseline": self.baseline_scores(),
         }
+
+    def baseline_scores(self) -> dict[str, Any] | None:
+        """The task kind's trivial predictor (:meth:`~autoft.tasks.TaskKind.baseline`: the
+        majority class, the training mean) scored with every metric that applies, on the
+        validation split (and the test split): ``{"predictor": str, "validation": {metric:
+        score}, "test": {...} or None}``; None for a kind without one."""
+        kind = self.kind
+        metrics = []
+        for metric in kind.metrics:
+            try:
+                kind.check_metric(metric, self.labels)
+            except Exception:  # e.g. a binary metric on more classes
+                continue
+            metrics.append(metric)
+        scored: dict[str, Any] = {}
+        name = None
+        for role, split in (("validation", self.validation), ("test", self.test)):
+            if split is None:
+                scored[role] = None
+                continue
+            made = kind.baseline(self.train.labels, len(split), self.labels)
+            if made is None:
+                return None
+            name, outputs = made
+            scored[role] = {m: round(kind.score(m, split.labels, outputs), 6) for m in metrics}
+        return {"predictor": name, **scored}
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +394,7 @@ def load_task_data(
     label_column: str | int | None = None,
     validation_size: float | int = 0.2,
     seed: int = 0,
-    task: str = "classification",
+    task: str | None = None,
     encoding: str = "utf-8",
     validation_split: str | None = None,
     test_split: str | None = None,
@@ -396,7 +423,10 @@ def load_task_data(
             number of rows (int) of the training data held out, by a stratified split that keeps
             identical texts on one side. Default 0.2.
         seed: Seed of that split. Default 0.
-        task: The task kind (see :mod:`autoft.tasks`). Default ``"classification"``.
+        task: The task kind (see :mod:`autoft.tasks`): ``"classification"`` or
+            ``"regression"``. Default None: regression when the training labels are numbers and
+            at least one is not an integer (``3.8``; logged), else classification (integer
+            labels such as 1-5 stars stay classes unless ``task="regression"`` is given).
         encoding: Text encoding of data files. Default ``"utf-8"``.
         validation_split, test_split: Names of the validation and test splits of a
             ``DatasetDict`` or dict of splits. Default None: the first of
@@ -418,10 +448,11 @@ def load_task_data(
             f"validation_size={validation_size!r} must be a fraction in (0, 1) or a positive "
             "number of rows"
         )
-    try:
-        kind = task_kind(task)
-    except Exception as exc:
-        raise DataError(str(exc)) from None
+    if task is not None:
+        try:
+            task_kind(task)
+        except Exception as exc:
+            raise DataError(str(exc)) from None
     tables = to_tables(data, "data", encoding)
     if "train" not in tables:
         raise DataError(f"data has splits {sorted(tables)} but no 'train' split to fine-tune on")
@@ -447,7 +478,9 @@ def load_task_data(
     frame = train_table.frame
     source = f"the training data ({train_table.source})"
     if text_column is None or label_column is None:
-        g_text, g_pair, g_label = guess_columns(frame, source)
+        g_text, g_pair, g_label = guess_columns(
+            frame, source, None if label_column is None else resolve_column(
+                frame, label_column, "label", source))
         if text_pair_column is None and text_column is None:
             text_pair_column = g_pair
         text_column = g_text if text_column is None else text_column
@@ -456,6 +489,13 @@ def load_task_data(
     pair_c = (None if text_pair_column is None
               else resolve_column(frame, text_pair_column, "text-pair", source))
     label_c = resolve_column(frame, label_column, "label", source)
+    if task is None:
+        task = "regression" if looks_like_regression(frame[label_c].dropna().tolist()) else (
+            "classification")
+        if task == "regression":
+            logger.info("label column %r holds non-integer numbers: a regression task (give "
+                        "task='classification' to treat its values as classes)", label_c)
+    kind = task_kind(task)
 
     raw_train = _raw_split(train_table, text_c, pair_c, label_c, "training", kind)
     raw_val = None if val_table is None else _raw_split(

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from autoft.models import modeling_autoft
@@ -30,6 +31,7 @@ __all__ = ["AutoftConfig", "AutoftForSequenceClassification", "make_portable",
 def to_pretrained(
     model: AutoftClassifier, id2label: dict[int, str], strategy: dict[str, Any],
     task: str = "classification", max_length: int | None = None,
+    output_transform: tuple[float, float] = (1.0, 0.0),
 ) -> AutoftForSequenceClassification:
     """Turn a trained classifier into a ``PreTrainedModel`` with the same weights.
 
@@ -40,6 +42,9 @@ def to_pretrained(
             and it is stored in the config.
         task: The task kind's name. Default ``"classification"``.
         max_length: Tokens per input in training; longer inputs are cut to it. Default None.
+        output_transform: ``(scale, shift)`` folded into the head's last linear layer, so the
+            exported model outputs ``scale * output + shift`` (a regression target's units, see
+            :meth:`autoft.tasks.TaskKind.output_transform`). Default ``(1.0, 0.0)``.
 
     Raises:
         RuntimeError: The classifier's weights do not fit the rebuilt model.
@@ -61,6 +66,12 @@ def to_pretrained(
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not k.endswith("position_ids") for k in missing):
         raise RuntimeError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    scale, shift = (float(v) for v in output_transform)
+    if (scale, shift) != (1.0, 0.0):
+        last = [m for m in out.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.mul_(scale)
+            last.bias.mul_(scale).add_(shift)
     return out.eval()
 
 

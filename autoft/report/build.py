@@ -17,6 +17,7 @@ from autoft.analysis import Recommendation, analyse
 from autoft.study.info import stored_info
 from autoft.study.records import STATUSES, StudyAttr, TrialRecord, table_rows, trial_records
 from autoft.study.status import study_runs
+from autoft.tasks import LabelInfo, task_kind
 
 __all__ = ["build_report", "snippet"]
 
@@ -59,8 +60,7 @@ def snippet(info: dict[str, Any], rec: Recommendation, seed: int) -> str:
     if summary.get("text_pair_column"):
         lines.append(f"    text_pair_column={summary.get('text_pair_column')!r},")
     lines.append(f"    label_column={summary.get('label_column')!r},")
-    if info.get("task", "classification") != "classification":
-        lines.append(f"    task={info['task']!r},")
+    lines.append(f"    task={info.get('task', 'classification')!r},")
     if info.get("encoding", "utf-8") != "utf-8":
         lines.append(f"    encoding={info['encoding']!r},")
     if not paths.get("validation") and info.get("validation_size") is not None:
@@ -107,6 +107,26 @@ def _provisional(records: list[TrialRecord], rec: Recommendation | None, info: d
                  f"{FEW_TRIALS} more trials and the re-seeds of the leader finish here; run the "
                  "same command again with --budget to resume (finished trials are kept).")
     return text
+
+
+def task_view(records: list[TrialRecord], rec: Recommendation | None,
+              info: dict[str, Any]) -> dict[str, Any] | None:
+    """The task kind's own view of the recommended strategy (:meth:`autoft.tasks.TaskKind.view`)
+    from the stored details of its full-size runs (one per seed): per-class precision, recall, F1
+    and the summed confusion matrix, or residuals and scatter points. None without a
+    recommendation or details (studies of autoft before 0.3)."""
+    if rec is None:
+        return None
+    chosen = next((r for r in records if r.number == rec.trial_number), None)
+    if chosen is None:
+        return None
+    runs = [r.details for r in records
+            if r.finished and not r.is_probe and r.key == chosen.key and r.details]
+    data = info.get("data") or {}
+    labels = LabelInfo(
+        id2label={int(k): str(v) for k, v in (data.get("id2label") or {}).items()} or None,
+        label_type=str(data.get("label_type", "str")))
+    return task_kind(str(info.get("task", "classification"))).view(runs, labels)
 
 
 def build_report(study: optuna.Study) -> dict[str, Any]:
@@ -159,6 +179,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
         "trial_counts": counts,
         "trials": table_rows(records, int(info.get("num_layers") or 0) or None),
         "recommendation": None if rec is None else rec.to_dict(),
+        "task_view": task_view(records, rec, info),
         "provisional": _provisional(records, rec, info, analysis, stopped),
         "refit": study.user_attrs.get(StudyAttr.REFIT),
         "snippet": None if rec is None else snippet(info, rec, int(seed or info.get("seed", 0))),

@@ -32,6 +32,8 @@ PLOT_TITLES = {
     "pareto": "Pareto front: mean score vs training cost",
     "training_progress": "Training progress: validation score vs training examples seen",
     "size_curves": "Learning curves: validation score vs training-set size (80% interval)",
+    "predictions": "The recommendation on validation: predicted vs true value",
+    "confusion": "The recommendation on validation: confusion matrix (summed over its runs)",
 }
 #: Parameter importances are computed only from this many trials that finished training.
 MIN_TRIALS_FOR_IMPORTANCES = 10
@@ -109,11 +111,12 @@ def figures(study: optuna.Study, report: dict[str, Any]) -> dict[str, Any]:
                           yaxis_title=f"mean {metric} over seeds")
         out["pareto"] = fig
     progress: dict[Any, dict[str, Any]] = {}
+    sign = -1.0 if report.get("direction") == "minimize" else 1.0
     for t in scored:
         if len(t.get("examples_at_eval") or ()) < 2 or not t.get("scores"):
             continue  # one evaluation is a single point: no curve to draw
         k = t["frozen_layers"]
-        if k not in progress or t["score"] > progress[k]["score"]:
+        if k not in progress or sign * t["score"] > sign * progress[k]["score"]:
             progress[k] = t
     if progress:
         fig = go.Figure()
@@ -145,6 +148,24 @@ def figures(study: optuna.Study, report: dict[str, Any]) -> dict[str, Any]:
                 mode="markers", name=f"{c['family']} measured (mean)", marker={"size": 10}))
         fig.update_layout(xaxis_type="log", xaxis_title="training examples", yaxis_title=metric)
         out["size_curves"] = fig
+    view = report.get("task_view") or {}
+    if view.get("type") == "regression" and view.get("points"):
+        true, predicted = zip(*view["points"])
+        low, high = min(min(true), min(predicted)), max(max(true), max(predicted))
+        fig = go.Figure()
+        fig.add_trace(go.Scatter(x=list(true), y=list(predicted), mode="markers",
+                                 name="validation examples", marker={"size": 6, "opacity": 0.6}))
+        fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="predicted = true",
+                                 line={"dash": "dot", "color": "#888"}))
+        fig.update_layout(xaxis_title="true value", yaxis_title="predicted value")
+        out["predictions"] = fig
+    elif view.get("type") == "classification" and view.get("confusion"):
+        names = [str(n) for n in view["labels"]]
+        fig = go.Figure(go.Heatmap(z=view["confusion"], x=names, y=names, colorscale="Blues",
+                                   text=view["confusion"], texttemplate="%{text}"))
+        fig.update_layout(xaxis_title="predicted class", yaxis_title="true class",
+                          yaxis_autorange="reversed")
+        out["confusion"] = fig
     for key, fig in out.items():
         fig.update_layout(title=PLOT_TITLES[key], height=420, margin={"t": 60, "b": 50})
     return out

@@ -76,6 +76,79 @@ def _recommendation(report: dict[str, Any]) -> list[str]:
     return out
 
 
+#: Largest over smallest training class count above which the report suggests a balanced metric.
+IMBALANCE = 3.0
+#: Classification metrics that weigh every class alike (no balanced-metric note with them).
+BALANCED_METRICS = ("balanced_accuracy", "macro_f1", "macro_precision", "macro_recall", "f1",
+                    "roc_auc")
+
+
+def _baseline(report: dict[str, Any]) -> list[str]:
+    base = (report.get("data") or {}).get("baseline") or {}
+    metric = report.get("metric")
+    out = []
+    for role in ("validation", "test"):
+        scores = base.get(role)
+        if not scores:
+            continue
+        shown = ", ".join(f"{'**' if m == metric else ''}{m} {v:.4f}{'**' if m == metric else ''}"
+                          for m, v in scores.items())
+        out.append(f"- trivial baseline on {role} (always {base.get('predictor')}): {shown}")
+    return out
+
+
+def _confusion(view: dict[str, Any], caption: str) -> list[str]:
+    names = [str(n).replace("|", "/") for n in view["labels"]]
+    out = [caption, "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    out += [f"| {str(c['label']).replace('|', '/')} | {c['precision']:.3f} | {c['recall']:.3f} | "
+            f"{c['f1']:.3f} | {c['support']} |" for c in view["per_class"]]
+    if len(names) <= 20:
+        out += ["", "Confusion matrix (rows: true class, columns: predicted"
+                + (f"; summed over {view['runs']} runs" if view.get("runs", 1) > 1 else "")
+                + "):", "", "| true \\ predicted | " + " | ".join(names) + " |",
+                "|---|" + "---|" * len(names)]
+        out += [f"| {names[i]} | " + " | ".join(str(v) for v in row) + " |"
+                for i, row in enumerate(view["confusion"])]
+    return out + [""]
+
+
+def _residuals(view: dict[str, Any], caption: str) -> list[str]:
+    return [caption, "",
+            f"- residual (predicted - true): mean {view['residual_mean']:+.4f}, standard "
+            f"deviation {view['residual_std']:.4f}; 90% of the errors are within "
+            f"{view['abs_residual_p90']:.4f}"
+            + (f" (averaged over {view['runs']} runs)" if view.get("runs", 1) > 1 else ""),
+            "- the HTML report plots predicted against true values", ""]
+
+
+def _task_view(report: dict[str, Any]) -> list[str]:
+    """The task's own view: the trivial baseline, then per-class results and the confusion
+    matrix (classification) or the residuals (regression) of the recommended strategy."""
+    out = _baseline(report)
+    data = report.get("data") or {}
+    counts = data.get("train_class_counts")
+    metric = report.get("metric")
+    if isinstance(counts, list) and counts and min(counts) > 0:
+        ratio = max(counts) / min(counts)
+        if ratio > IMBALANCE and metric not in BALANCED_METRICS:
+            out.append(f"- the classes are imbalanced (largest / smallest training class = "
+                       f"{ratio:.1f}): {metric} rewards predicting the common classes; consider "
+                       "a metric that weighs every class alike, e.g. `--metric macro_f1` or "
+                       "`--metric balanced_accuracy`")
+    if out:
+        out.append("")
+    views = [(report.get("task_view"), "The recommended strategy on the validation split, over "
+              "its runs:")]
+    refit = report.get("refit") or {}
+    views += [(refit.get("validation_view"), "The refit model on the validation split:"),
+              (refit.get("test_view"), "The refit model on the test split:")]
+    for view, caption in views:
+        if not view:
+            continue
+        out += (_confusion if view.get("type") == "classification" else _residuals)(view, caption)
+    return out
+
+
 def _table(report: dict[str, Any]) -> list[str]:
     analysis = report.get("analysis") or {}
     table = analysis.get("size_budget_table") or []
@@ -156,9 +229,13 @@ def _data(report: dict[str, Any]) -> list[str]:
         f"- source: `{data.get('source')}`; text column `{data.get('text_column')}`"
         + (f", pair column `{data.get('text_pair_column')}`" if data.get("text_pair_column") else "")
         + f", label column `{data.get('label_column')}`",
-        f"- classes ({data.get('num_labels')}): "
-        + ", ".join(f"{i} = {n}" for i, n in (data.get("id2label") or {}).items()),
-        f"- train: {data.get('train_size')} examples (per class {data.get('train_class_counts')})",
+        f"- task: {report.get('task', 'classification')}; "
+        + (f"classes ({data.get('num_labels')}): "
+           + ", ".join(f"{i} = {n}" for i, n in (data.get("id2label") or {}).items())
+           if data.get("id2label") else "a numeric target"),
+        f"- train: {data.get('train_size')} examples ("
+        + ("per class" if isinstance(data.get("train_class_counts"), list) else "target")
+        + f" {data.get('train_class_counts')})",
         f"- validation: {data.get('validation_size')} examples"
         + (" (a seeded stratified split of the training data, identical texts kept on one side)"
            if data.get("validation_source") == "split" else ""),
@@ -261,11 +338,12 @@ def _trials(report: dict[str, Any]) -> list[str]:
 
 def sections(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The report's sections as ``(key, title, markdown body)``, in order: ``recommendation``,
-    ``table``, ``models``, ``data``, ``budget``, ``trials`` (empty ones left out)."""
+    ``table``, ``models``, ``task``, ``data``, ``budget``, ``trials`` (empty ones left out)."""
     parts = [
         ("recommendation", "Recommendation", _recommendation(report)),
         ("table", "Strategy by dataset size and budget", _table(report)),
         ("models", "Cost model and learning curves", _models(report)),
+        ("task", "Predictions of the recommendation", _task_view(report)),
         ("data", "Data", _data(report)),
         ("budget", "Backbone and budget", _budget(report)),
         ("trials", "Trials", _trials(report)),

@@ -16,6 +16,7 @@ One search run:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -209,7 +210,7 @@ def search(
     trial_budget: str | float | int | None = None,
     out: str | Path = "autoft-out",
     space: str | Path | dict[str, Any] | SearchSpace | None = None,
-    task: str = "classification",
+    task: str | None = None,
     metric: str | None = None,
     validation: Any = None,
     test: Any = None,
@@ -262,13 +263,18 @@ def search(
             second search on a folder in use is refused. Default ``"autoft-out"``.
         space: Search space: None for ``search_spaces/default.yaml``, the name of a bundled space,
             a YAML path, a dict or a :class:`~autoft.SearchSpace`.
-        task: The task kind (see :mod:`autoft.tasks`). Default ``"classification"``.
+        task: The task kind (see :mod:`autoft.tasks`): ``"classification"`` or
+            ``"regression"``. Default None: a metric of one kind only names it, else the labels
+            do (regression when they are numbers and one is not an integer, see
+            :func:`autoft.load_task_data`).
         metric: One of the task's metrics (classification: ``"accuracy"``,
             ``"balanced_accuracy"``, ``"macro_f1"``, ``"weighted_f1"``, ``"macro_precision"``,
             ``"macro_recall"``, ``"weighted_precision"``, ``"weighted_recall"``; for two
             classes also ``"f1"`` and ``"roc_auc"``, see
-            :class:`autoft.tasks.classification.Classification`); None for its default
-            (``"accuracy"``).
+            :class:`autoft.tasks.classification.Classification`; regression: ``"rmse"``,
+            ``"mae"``, ``"r2"``, ``"pearson"``, ``"spearman"``, see
+            :class:`autoft.tasks.regression.Regression`); None for the task's default
+            (``"accuracy"``; ``"rmse"``).
         validation, test: Separate validation / labelled test data (any supported input type).
         text_column, text_pair_column, label_column, validation_size, validation_split,
             test_split, encoding: See :func:`autoft.load_task_data`.
@@ -348,9 +354,11 @@ def search(
     task_data = load_task_data(
         data, validation=validation, test=test, text_column=text_column,
         text_pair_column=text_pair_column, label_column=label_column,
-        validation_size=validation_size, seed=seed, task=task, encoding=encoding,
+        validation_size=validation_size, seed=seed, task=config.task, encoding=encoding,
         validation_split=validation_split, test_split=test_split,
     )
+    if config.task != task_data.task:  # inferred from the labels: the metric's default follows
+        config = dataclasses.replace(config, task=task_data.task)
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers

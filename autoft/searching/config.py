@@ -12,7 +12,7 @@ import optuna
 
 from autoft.errors import AutoftError
 from autoft.searching.runner import PRUNERS
-from autoft.tasks import task_kind
+from autoft.tasks import task_for_metric, task_kind
 
 __all__ = ["SearchConfig"]
 
@@ -33,7 +33,7 @@ class SearchConfig:
 
     model: str | None = None
     out: str | Path = "autoft-out"
-    task: str = "classification"
+    task: str | None = None
     metric: str | None = None
     validation_size: float | int = 0.2
     seed: int = 0
@@ -57,10 +57,13 @@ class SearchConfig:
     test_split: str | None = None
 
     def __post_init__(self) -> None:
-        kind = task_kind(self.task)
-        metric = self.metric or kind.default_metric
-        kind.direction(metric)
-        object.__setattr__(self, "metric", metric)
+        # None: the data decides (see autoft.data.load_task_data) unless the metric names it
+        object.__setattr__(self, "task", task_for_metric(self.task, self.metric))
+        if self.task is not None:
+            kind = task_kind(self.task)
+            metric = self.metric or kind.default_metric
+            kind.direction(metric)
+            object.__setattr__(self, "metric", metric)
         checks: list[tuple[bool, str]] = [
             (_integer(self.evals_per_epoch, 1),
              f"evals_per_epoch={self.evals_per_epoch!r} must be an integer >= 1"),
@@ -95,7 +98,13 @@ class SearchConfig:
 
     @property
     def direction(self) -> str:
-        """The metric's direction (``"maximize"`` or ``"minimize"``)."""
+        """The metric's direction (``"maximize"`` or ``"minimize"``).
+
+        Raises:
+            AutoftError: The task is not known yet (None: the data decides it).
+        """
+        if self.task is None:
+            raise AutoftError("the task kind is not known before the data is loaded")
         return task_kind(self.task).direction(str(self.metric))
 
     @property

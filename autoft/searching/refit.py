@@ -27,8 +27,8 @@ from autoft.training import (
     PrefixCache,
     encode_split,
     eval_steps,
-    evaluate,
     pad_id,
+    predict_outputs,
     resolve_device,
     train_strategy,
 )
@@ -52,6 +52,9 @@ class RefitResult:
         seconds: Wall-clock seconds of the refit's training.
         metric: The study's metric.
         pipeline_task: The ``transformers.pipeline`` task that loads the model.
+        validation_view, test_view: The task's own view of the saved weights on each split
+            (:meth:`autoft.tasks.TaskKind.view`: per-class table and confusion matrix, or
+            residuals and scatter points); None without it.
     """
 
     path: str
@@ -63,6 +66,8 @@ class RefitResult:
     seconds: float
     metric: str
     pipeline_task: str = "text-classification"
+    validation_view: dict[str, Any] | None = None
+    test_view: dict[str, Any] | None = None
 
 
 def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_task: str,
@@ -213,15 +218,18 @@ def refit(
     )
     seconds = time.monotonic() - started
     model.cached_layers = 0
-    test_score = None
+    test_score = test_view = None
     if task.test is not None:
         test_enc = encode_split(tokenizer, task.test, max_length)
-        test_score = evaluate(model, test_enc, test_enc.labels, info["metric"], pad, dev,
-                              task=task.kind)
+        outputs = predict_outputs(model, test_enc, pad, dev)  # (N, K)
+        test_score = task.kind.score(info["metric"], test_enc.labels, outputs)
+        test_view = task.kind.view([task.kind.details(test_enc.labels, outputs)], task.labels)
     from autoft.models.hf_model import make_portable, to_pretrained
 
-    hf = to_pretrained(strategy.export(model).cpu(), task.id2label, strategy.to_dict(),
-                       task=task.task, max_length=max_length)
+    hf = to_pretrained(strategy.export(model).cpu(),
+                       task.kind.export_labels(task.labels, task.label_column),
+                       strategy.to_dict(), task=task.task, max_length=max_length,
+                       output_transform=task.kind.output_transform())
     hf.save_pretrained(target)
     tokenizer.model_max_length = max_length  # truncation=True cuts where training cut
     tokenizer.save_pretrained(target)
@@ -232,6 +240,7 @@ def refit(
         validation_score=outcome.best_score, test_score=test_score,
         test_size=None if task.test is None else len(task.test), seconds=round(seconds, 1),
         metric=info["metric"], pipeline_task=task.kind.pipeline_task,
+        validation_view=task.kind.view([outcome.details], task.labels), test_view=test_view,
     )
     (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     (target / "README.md").write_text(model_card(info, rec, result, task.kind.pipeline_task,

@@ -182,6 +182,7 @@ class TrialRecord:
     traceback: str | None = None
     worker: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
@@ -241,6 +242,7 @@ class TrialRecord:
             traceback=a.get(Attr.TRACEBACK),
             worker=a.get(Attr.WORKER),
             params={**a.get(Attr.PLANNED_PARAMS, {}), **trial.params},
+            details=dict(m.get("details") or {}),
         )
 
     # -- derived facts -----------------------------------------------------------------------

@@ -28,7 +28,8 @@ import numpy as np
 
 from autoft.errors import AutoftError
 
-__all__ = ["LabelInfo", "TaskKind", "register_task_kind", "task_kind", "task_kinds"]
+__all__ = ["LabelInfo", "TaskKind", "register_task_kind", "task_for_metric", "task_kind",
+           "task_kinds"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,46 @@ class TaskKind(ABC):
         lacks), each one sentence naming the problem; logged when the data is loaded."""
         return []
 
+    def for_labels(self, info: LabelInfo) -> TaskKind:
+        """This kind bound to one task's labels (what :attr:`autoft.data.TaskData.kind`
+        returns). A kind whose loss, scores or predictions depend on facts of the training labels
+        (regression's standardisation) returns a configured copy; the default returns itself."""
+        return self
+
+    def metric_bounds(self, metric: str) -> tuple[float, float] | None:
+        """The values ``metric`` can take, ``(low, high)`` (either may be infinite), used to clip
+        learning-curve predictions; None when unbounded. Default None."""
+        return None
+
+    def details(self, labels: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        """What the report shows of one evaluation beside its score (JSON-serialisable, small:
+        it is stored with each trial), e.g. a confusion matrix. Default: nothing."""
+        return {}
+
+    def view(self, details: Sequence[dict[str, Any]], info: LabelInfo) -> dict[str, Any] | None:
+        """The task's own view of a strategy for the report, from the :meth:`details` of its
+        runs (one per seed): e.g. per-class precision, recall and F1 from their summed confusion
+        matrices. Default None (no view)."""
+        return None
+
+    def baseline(self, train: np.ndarray, n: int,
+                 info: LabelInfo) -> tuple[str, np.ndarray] | None:
+        """The trivial predictor fit on the training labels ``(N,)`` (the majority class, the
+        mean), scored as the report's floor: its description and its outputs
+        ``(n, num_outputs)`` for ``n`` examples; None when there is none."""
+        return None
+
+    def output_transform(self) -> tuple[float, float]:
+        """``(scale, shift)`` that turns the model's outputs into the exported model's
+        (``scale * output + shift``, folded into the head's last layer on export). Default
+        ``(1.0, 0.0)``: exported as trained."""
+        return 1.0, 0.0
+
+    def export_labels(self, info: LabelInfo, label_column: str) -> dict[int, str]:
+        """``id2label`` of an exported model: the class names; a kind without classes names
+        its one output after the label column."""
+        return dict(info.id2label or {0: label_column})
+
     def stratify(self, labels: np.ndarray) -> np.ndarray | None:
         """Strata for stratified splits and subsets (None: split at random)."""
         return None
@@ -188,3 +229,24 @@ def task_kind(name: str) -> TaskKind:
     if name not in kinds:
         raise AutoftError(f"task {name!r} is not one of {sorted(kinds)}")
     return kinds[name]
+
+
+def task_for_metric(task: str | None, metric: str | None) -> str | None:
+    """The task kind a call names: ``task`` when given, else the one kind that has ``metric``
+    (``"spearman"`` names regression), else None (the labels decide, see
+    :func:`autoft.load_task_data`).
+
+    Raises:
+        AutoftError: ``task`` is unknown, or ``metric`` is no kind's metric (the message lists
+            the known ones).
+    """
+    if task is not None:
+        task_kind(task)
+        return task
+    if metric is None:
+        return None
+    owners = [k.name for k in task_kinds().values() if metric in k.metrics]
+    if not owners:
+        known = sorted({m for k in task_kinds().values() for m in k.metrics})
+        raise AutoftError(f"metric {metric!r} is not one of {known}")
+    return owners[0] if len(owners) == 1 else None

@@ -172,6 +172,47 @@ class Classification(TaskKind):
         names = [info.id2label[int(i)] for i in np.asarray(outputs).argmax(axis=1)]
         return [int(n) for n in names] if info.label_type == "int" else names
 
+    def metric_bounds(self, metric: str) -> tuple[float, float] | None:
+        return (0.0, 1.0)
+
+    def details(self, labels: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+        """The confusion matrix over every training class: ``confusion[i][j]`` counts examples
+        of class ``i`` predicted as ``j``."""
+        from sklearn.metrics import confusion_matrix
+
+        k = np.asarray(outputs).shape[1]
+        predictions = np.asarray(outputs).argmax(axis=1)
+        return {"confusion": confusion_matrix(labels, predictions, labels=np.arange(k)).tolist()}
+
+    def view(self, details: Sequence[dict[str, Any]], info: LabelInfo) -> dict[str, Any] | None:
+        """Per-class precision, recall, F1 and support, and the confusion matrix, summed over
+        the runs given (each run's validation predictions count once)."""
+        matrices = [np.asarray(d["confusion"], dtype=np.int64) for d in details
+                    if d.get("confusion") is not None]
+        if not matrices or info.id2label is None:
+            return None
+        m = np.sum(matrices, axis=0)  # (K, K), rows true, columns predicted
+        true, predicted, hits = m.sum(axis=1), m.sum(axis=0), np.diag(m)
+        per_class = []
+        for i, name in info.id2label.items():
+            p = hits[i] / predicted[i] if predicted[i] else 0.0
+            r = hits[i] / true[i] if true[i] else 0.0
+            f = 2 * p * r / (p + r) if p + r else 0.0
+            per_class.append({"label": name, "precision": float(p), "recall": float(r),
+                              "f1": float(f), "support": int(true[i]) // len(matrices)})
+        return {"type": "classification", "runs": len(matrices), "confusion": m.tolist(),
+                "labels": list(info.id2label.values()), "per_class": per_class}
+
+    def baseline(self, train: np.ndarray, n: int,
+                 info: LabelInfo) -> tuple[str, np.ndarray] | None:
+        """Always the training split's most frequent class (ties: the lowest id)."""
+        assert info.id2label is not None
+        k = self.num_outputs(info)
+        majority = int(np.bincount(train, minlength=k).argmax())
+        outputs = np.zeros((n, k), dtype=np.float32)
+        outputs[:, majority] = 1.0
+        return f"the majority class {info.id2label[majority]!r}", outputs
+
     def stratify(self, labels: np.ndarray) -> np.ndarray | None:
         return labels
 

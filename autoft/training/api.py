@@ -16,6 +16,7 @@ from autoft.errors import DataError, StrategyError
 from autoft.models.backbone import load_backbone, locate_parts
 from autoft.models.classifier import AutoftClassifier
 from autoft.strategies.base import Strategy
+from autoft.tasks import task_for_metric
 from autoft.training.batching import encode_split, pad_id
 from autoft.training.device import resolve_device
 from autoft.training.loop import TrialOutcome, eval_steps, evaluate, predict_outputs, train_strategy
@@ -98,7 +99,7 @@ def fine_tune(
     validation_size: float | int = 0.2,
     split_seed: int | None = None,
     metric: str | None = None,
-    task: str = "classification",
+    task: str | None = None,
     device: str = "auto",
     seed: int = 0,
     max_length: int = 128,
@@ -120,7 +121,9 @@ def fine_tune(
             encoding: As for :func:`autoft.load_task_data`.
         split_seed: Seed of the validation split made when no validation data is given; None
             means ``seed``. Default None.
-        metric: One of the task kind's metrics; None for its default (``"accuracy"``).
+        metric: One of the task kind's metrics; None for its default (``"accuracy"``,
+            ``"rmse"``). Naming a metric of one kind only (``"spearman"``) also names the task
+            when ``task`` is None.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
         seed: Seed of the head initialisation, dropout and batch order. Default 0.
         max_length: Longest input kept, in tokens. Default 128.
@@ -143,6 +146,7 @@ def fine_tune(
             f"strategy must be an autoft.Strategy (or a dict for Strategy.from_dict), got "
             f"{type(strategy).__name__}"
         )
+    task = task_for_metric(task, metric)
     data_task = load_task_data(
         data, validation=validation, test=test, text_column=text_column,
         text_pair_column=text_pair_column, label_column=label_column,

@@ -143,6 +143,8 @@ class TrialOutcome:
         total_params: All parameters of backbone and head.
         applied_frozen_layers: Frozen bottom blocks, read back from the model.
         embeddings_frozen: Whether the embeddings were frozen, read back from the model.
+        details: What the task kind reports of the best evaluation beside its score
+            (:meth:`~autoft.tasks.TaskKind.details`: a confusion matrix, residuals).
     """
 
     best_score: float | None = None
@@ -163,6 +165,7 @@ class TrialOutcome:
     total_params: int = 0
     applied_frozen_layers: int = 0
     embeddings_frozen: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (stored as Optuna user attributes)."""
@@ -311,8 +314,9 @@ def train_strategy(
             if step in evals:
                 t1 = time.monotonic()
                 try:
-                    score = evaluate(model, val_data, validation.labels, metric, pad_id, device,
-                                     eval_batch, deadline, kind)
+                    outputs_val = predict_outputs(model, val_data, pad_id, device, eval_batch,
+                                                  deadline)  # (N, K)
+                    score = kind.score(metric, validation.labels, outputs_val)
                 except DeadlineReached:
                     outcome.eval_seconds += time.monotonic() - t1
                     outcome.status = "budget"
@@ -323,6 +327,7 @@ def train_strategy(
                 outcome.examples_at_eval.append(outcome.examples_trained)
                 if _better(score, outcome.best_score, direction):
                     outcome.best_score, outcome.best_eval = score, len(outcome.scores)
+                    outcome.details = kind.details(validation.labels, outputs_val)
                     if keep_best:
                         state = model.state_dict()
                         best_state = {name: state[name].detach().clone() for name in state
