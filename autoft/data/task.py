@@ -30,7 +30,7 @@ import numpy as np
 
 from autoft.data.columns import guess_columns, label_values, resolve_column, text_values
 from autoft.data.sources import Table, to_tables
-from autoft.errors import DataError
+from autoft.errors import AutoftError, DataError
 from autoft.tasks import LabelInfo, TaskKind, looks_like_regression, task_kind
 
 __all__ = ["TEST_SPLIT_NAMES", "VALIDATION_SPLIT_NAMES", "Split", "TaskData", "load_task_data"]
@@ -204,7 +204,7 @@ class TaskData:
         for metric in kind.metrics:
             try:
                 kind.check_metric(metric, self.labels)
-            except Exception:  # e.g. a binary metric on more classes
+            except AutoftError:  # e.g. a binary metric on more classes
                 continue
             metrics.append(metric)
         scored: dict[str, Any] = {}

@@ -210,9 +210,10 @@ def refit(
             progress(index, total, score)
         return False
 
+    kind = task.kind  # bound to the labels once (regression: their mean and spread)
     outcome, model = train_strategy(
         encoder, strategy, train_enc, encode_split(tokenizer, task.validation, max_length),
-        task.num_labels, pad_id=pad, metric=info["metric"], task=task.kind, device=dev,
+        task.num_labels, pad_id=pad, metric=info["metric"], task=kind, device=dev,
         seed=seed, evals_per_epoch=evals_per_epoch, keep_best=True,
         cache=PrefixCache() if cache else None, report=report,
     )
@@ -222,14 +223,14 @@ def refit(
     if task.test is not None:
         test_enc = encode_split(tokenizer, task.test, max_length)
         outputs = predict_outputs(model, test_enc, pad, dev)  # (N, K)
-        test_score = task.kind.score(info["metric"], test_enc.labels, outputs)
-        test_view = task.kind.view([task.kind.details(test_enc.labels, outputs)], task.labels)
+        test_score = kind.score(info["metric"], test_enc.labels, outputs)
+        test_view = kind.view([kind.details(test_enc.labels, outputs)], task.labels)
     from autoft.models.hf_model import make_portable, to_pretrained
 
     hf = to_pretrained(strategy.export(model).cpu(),
-                       task.kind.export_labels(task.labels, task.label_column),
+                       kind.export_labels(task.labels, task.label_column),
                        strategy.to_dict(), task=task.task, max_length=max_length,
-                       output_transform=task.kind.output_transform())
+                       output_transform=kind.output_transform())
     hf.save_pretrained(target)
     tokenizer.model_max_length = max_length  # truncation=True cuts where training cut
     tokenizer.save_pretrained(target)
@@ -239,11 +240,11 @@ def refit(
         path=str(target.resolve()), trial_number=rec.trial_number, strategy=strategy.to_dict(),
         validation_score=outcome.best_score, test_score=test_score,
         test_size=None if task.test is None else len(task.test), seconds=round(seconds, 1),
-        metric=info["metric"], pipeline_task=task.kind.pipeline_task,
-        validation_view=task.kind.view([outcome.details], task.labels), test_view=test_view,
+        metric=info["metric"], pipeline_task=kind.pipeline_task,
+        validation_view=kind.view([outcome.details], task.labels), test_view=test_view,
     )
     (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (target / "README.md").write_text(model_card(info, rec, result, task.kind.pipeline_task,
+    (target / "README.md").write_text(model_card(info, rec, result, kind.pipeline_task,
                                                  portable))
     _match_umask(target)
     study.set_user_attr(StudyAttr.REFIT, asdict(result))
