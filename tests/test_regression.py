@@ -72,6 +72,45 @@ def test_the_loss_is_on_the_standardised_target() -> None:
     outputs = torch.tensor([[0.0], [1.0]])
     labels = torch.tensor([10.0, 14.0])  # standardised: 0 and 2
     assert kind.loss(outputs, labels).item() == pytest.approx((0 + 1) / 2)
+    assert kind.loss(outputs, labels, "mse").item() == pytest.approx((0 + 1) / 2)
+
+
+def test_huber_loss_is_linear_beyond_one_standard_deviation() -> None:
+    import torch
+
+    kind = Regression(shift=10.0, scale=2.0)
+    outputs = torch.tensor([[0.25], [4.0]])
+    labels = torch.tensor([10.0, 12.0])  # standardised: 0 and 1; errors 0.25 and 3
+    # squared (0.5 e^2) within delta = 1, linear (delta (|e| - delta / 2)) beyond it
+    assert kind.loss(outputs, labels, "huber").item() == pytest.approx((0.5 * 0.0625 + 2.5) / 2)
+    assert kind.loss(outputs, labels).item() == pytest.approx((0.0625 + 9.0) / 2)
+    with pytest.raises(AutoftError, match=r"loss 'l1'.*losses are \['mse', 'huber'\]"):
+        kind.loss(outputs, labels, "l1")
+    with pytest.raises(AutoftError, match=r"'classification' task does not have.*cross_entropy"):
+        task_kind("classification").check_losses(["huber"], "the search space")
+
+
+def test_a_huber_strategy_trains_and_a_wrong_loss_stops_before_a_model_loads(
+        tiny_bert: Path, tmp_path: Path) -> None:
+    from autoft.study.records import strategy_key
+
+    texts, scores = synthetic_scores(80)
+    strategy = autoft.Strategy.from_dict(SPACE | {"frozen_layers": 0, "loss": "huber"})
+    assert strategy.describe(2).endswith("huber loss")
+    result = autoft.fine_tune((texts, scores), strategy, model=str(tiny_bert), metric="spearman",
+                              device="cpu", validation_size=20, seed=1)
+    assert result.validation_score is not None and result.validation_score > 0.3
+    # a run stored before strategies had a loss is a seed of the default-loss strategy
+    old = {k: v for k, v in strategy.to_dict().items() if k != "loss"}
+    assert strategy_key(old) == strategy_key(old | {"loss": None}) != strategy_key(
+        strategy.to_dict())
+    labels = ["pos" if s > 2.5 else "neg" for s in scores]
+    missing = str(tmp_path / "no-such-backbone")  # the check must come before the backbone loads
+    with pytest.raises(AutoftError, match="search space names the loss 'huber'"):
+        autoft.search((texts, labels), model=missing, n_trials=1, storage=None,
+                      space=SPACE | {"loss": {"type": "categorical", "choices": ["huber"]}})
+    with pytest.raises(AutoftError, match="strategy names the loss 'mse'"):
+        autoft.fine_tune((texts, labels), strategy.to_dict() | {"loss": "mse"}, model=missing)
 
 
 def test_the_task_is_inferred_from_the_labels(caplog: pytest.LogCaptureFixture) -> None:

@@ -360,6 +360,7 @@ def search(
     if config.task != task_data.task:  # inferred from the labels: the metric's default follows
         config = dataclasses.replace(config, task=task_data.task)
     task_data.kind.check_metric(str(config.metric), task_data.labels)
+    task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     unknown = unknown_token_rate(tokenizer, task_data.train.texts)

@@ -340,6 +340,14 @@ class SearchSpace:
             out["baselines"] = [dict(b) for b in self.baselines]
         return out
 
+    def field_values(self, name: str) -> list[Any]:
+        """Every value the space may give field ``name``: its fixed value or choices (a numeric
+        range gives its bounds) and the baselines' values; empty when the space leaves it out."""
+        spec = self.params.get(name)
+        out = list(spec.values()) if spec is not None else []
+        out += [b[name] for b in self.baselines if name in b]
+        return out
+
     def kinds(self) -> tuple[str, ...]:
         """The strategy kinds this space can produce."""
         spec = self.params.get("kind")

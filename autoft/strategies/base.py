@@ -81,6 +81,7 @@ BASE_FIELDS: dict[str, type] = {
     "batch_size": int,
     "weight_decay": float,
     "warmup_ratio": float,
+    "loss": str,
 }
 _BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS}
 
@@ -239,6 +240,10 @@ class Strategy:
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights). Default 0.01.
         warmup_ratio: Fraction of the steps with linear warmup, in [0, 1); then linear decay to 0.
             Default 0.1.
+        loss: The training loss, by the name the task kind gives it (``TaskKind.losses``, e.g.
+            ``"huber"`` for regression); None for the task's default (cross-entropy for
+            classification, mean squared error for regression). Default None. The task checks
+            the name before any model loads.
 
     Class attributes (set by each kind):
         kind: The registry name.
@@ -266,6 +271,7 @@ class Strategy:
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    loss: str | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Strategy:
         if cls is Strategy:  # the base class builds the default kind
@@ -293,6 +299,9 @@ class Strategy:
             (float(self.weight_decay) >= 0, f"weight_decay={self.weight_decay!r} must be >= 0"),
             (0.0 <= float(self.warmup_ratio) < 1.0,
              f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)"),
+            (self.loss is None or (isinstance(self.loss, str) and bool(self.loss)),
+             f"loss={self.loss!r} must be a loss name such as 'huber', or None for the task's "
+             "default"),
         ]
         own = self.LEARNING_RATE_FIELD
         if own != "learning_rate":
@@ -389,9 +398,10 @@ class Strategy:
         lrs = f"head lr {self.effective_head_learning_rate:.2g}"
         if num_layers is None or self.frozen_layers < num_layers:
             lrs = f"lr {self.backbone_learning_rate:.2g}, " + lrs
+        loss = f"; {self.loss} loss" if self.loss is not None else ""
         return (
             f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {self.pooling} pooling; "
-            f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}"
+            f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}"
         )
 
     def family(self) -> Family:

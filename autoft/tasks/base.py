@@ -59,11 +59,15 @@ class TaskKind(ABC):
         default_metric: The metric used when the user names none.
         pipeline_task: The ``transformers.pipeline`` task of an exported model.
         problem_type: The ``problem_type`` of the exported model's config.
+        losses: The training losses a strategy may name (its ``loss`` field); the first is the
+            default, used when a strategy names none. Default empty: the kind has one loss, and
+            a strategy may not name any.
     """
 
     name: ClassVar[str]
     metrics: ClassVar[Mapping[str, str]]
     default_metric: ClassVar[str]
+    losses: ClassVar[tuple[str, ...]] = ()
     pipeline_task: ClassVar[str]
     problem_type: ClassVar[str]
 
@@ -78,6 +82,20 @@ class TaskKind(ABC):
                 f"metric {metric!r} is not one of {tuple(self.metrics)} (the metrics of the "
                 f"{self.name!r} task)")
         return self.metrics[metric]
+
+    def check_losses(self, names: Sequence[str | None], where: str = "the strategy") -> None:
+        """Check loss names a strategy or a search space gives (None: the default loss), before
+        any model loads.
+
+        Raises:
+            AutoftError: A name that is not one of :attr:`losses` (the message lists them).
+        """
+        bad = [name for name in names if name is not None and name not in self.losses]
+        if bad:
+            have = (f"its losses are {list(self.losses)} (leave 'loss' out for "
+                    f"{self.losses[0]!r})" if self.losses else "it has one loss: leave 'loss' out")
+            raise AutoftError(f"{where} names the loss {bad[0]!r}, which the {self.name!r} task "
+                              f"does not have; {have}")
 
     @abstractmethod
     def parse(self, values: Sequence[Any], column: str, source: str,
@@ -115,9 +133,9 @@ class TaskKind(ABC):
         """Width of the model's output (classes, or 1 for a scalar target)."""
 
     @abstractmethod
-    def loss(self, outputs: Any, labels: Any) -> Any:
-        """The training loss (a scalar tensor) of ``outputs`` ``(B, num_outputs)`` against
-        ``labels`` ``(B,)``."""
+    def loss(self, outputs: Any, labels: Any, name: str | None = None) -> Any:
+        """The training loss ``name`` (one of :attr:`losses`; None for the first) as a scalar
+        tensor, of ``outputs`` ``(B, num_outputs)`` against ``labels`` ``(B,)``."""
 
     @abstractmethod
     def score(self, metric: str, labels: np.ndarray, outputs: np.ndarray) -> float:

@@ -36,7 +36,7 @@ class Classification(TaskKind):
     ``weighted_f1``, ``macro_precision``, ``macro_recall``, ``weighted_precision``,
     ``weighted_recall``; for two classes also ``f1`` (F1 of the positive class: the second class,
     e.g. ``1`` of 0/1 or ``pos`` of neg/pos) and ``roc_auc`` (from the softmax probability of the
-    positive class). Loss: cross-entropy.
+    positive class). Loss: cross-entropy (``losses``: ``"cross_entropy"`` only).
     """
 
     name: ClassVar[str] = "classification"
@@ -46,6 +46,7 @@ class Classification(TaskKind):
         "weighted_precision": "maximize", "weighted_recall": "maximize", "f1": "maximize",
         "roc_auc": "maximize",
     }
+    losses: ClassVar[tuple[str, ...]] = ("cross_entropy",)
     #: Metrics defined for two classes only.
     BINARY_METRICS: ClassVar[tuple[str, ...]] = ("f1", "roc_auc")
     default_metric: ClassVar[str] = "accuracy"
@@ -116,9 +117,10 @@ class Classification(TaskKind):
     def num_outputs(self, info: LabelInfo) -> int:
         return len(info.id2label or {})
 
-    def loss(self, outputs: Any, labels: Any) -> Any:
+    def loss(self, outputs: Any, labels: Any, name: str | None = None) -> Any:
         import torch
 
+        self.check_losses([name])
         return torch.nn.functional.cross_entropy(outputs.float(), labels)
 
     def check_metric(self, metric: str, info: LabelInfo) -> None:

@@ -12,10 +12,13 @@ import numpy as np
 from autoft.errors import DataError
 from autoft.tasks.base import LabelInfo, TaskKind, register_task_kind
 
-__all__ = ["Regression", "looks_like_regression"]
+__all__ = ["HUBER_DELTA", "Regression", "looks_like_regression"]
 
 #: Most (true, predicted) pairs a trial stores for the report's scatter plot.
 MAX_POINTS = 400
+#: Where the Huber loss turns from squared to linear, in standard deviations of the training target
+#: (the loss acts on the standardised target; 1.0 is PyTorch's default ``delta``).
+HUBER_DELTA = 1.0
 
 
 def _number(value: Any) -> float | None:
@@ -53,7 +56,10 @@ class Regression(TaskKind):
 
     Metrics: ``rmse`` and ``mae`` (minimised), ``r2``, ``pearson`` and ``spearman`` (maximised;
     scikit-learn and SciPy). A constant prediction has no correlation: Pearson and Spearman are
-    0 for it. Loss: mean squared error of the standardised target. No stratification (splits and
+    0 for it. Loss: mean squared error of the standardised target, or with a strategy's
+    ``loss="huber"`` the Huber loss (Huber 1964; ``torch.nn.functional.huber_loss``) with
+    ``delta`` = :data:`HUBER_DELTA` standard deviations of the target: squared within it, linear
+    beyond, so a few mislabelled or extreme targets pull less. No stratification (splits and
     learning-curve subsets are drawn at random).
 
     Args:
@@ -67,6 +73,7 @@ class Regression(TaskKind):
         "spearman": "maximize",
     }
     default_metric: ClassVar[str] = "rmse"
+    losses: ClassVar[tuple[str, ...]] = ("mse", "huber")
     pipeline_task: ClassVar[str] = "text-classification"
     problem_type: ClassVar[str] = "regression"
 
@@ -107,10 +114,14 @@ class Regression(TaskKind):
     def num_outputs(self, info: LabelInfo) -> int:
         return 1
 
-    def loss(self, outputs: Any, labels: Any) -> Any:
+    def loss(self, outputs: Any, labels: Any, name: str | None = None) -> Any:
         import torch
 
+        self.check_losses([name])
         target = (labels.float() - self.shift) / self.scale  # (B,)
+        if name == "huber":
+            return torch.nn.functional.huber_loss(outputs.float()[:, 0], target,
+                                                  delta=HUBER_DELTA)
         return torch.nn.functional.mse_loss(outputs.float()[:, 0], target)
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:

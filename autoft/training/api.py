@@ -156,6 +156,7 @@ def fine_tune(
     kind = data_task.kind
     metric = metric or kind.default_metric
     kind.check_metric(metric, data_task.labels)
+    kind.check_losses([strategy.loss])
     encoder, tokenizer, _ = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     if strategy.frozen_layers > num_layers:

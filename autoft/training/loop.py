@@ -294,7 +294,7 @@ def train_strategy(
             labels = torch.from_numpy(train.labels[indices]).to(device)  # (B,)
             with autocast(device):
                 outputs = model(**batch)  # (B, K)
-            loss = kind.loss(outputs, labels)
+            loss = kind.loss(outputs, labels, strategy.loss)
             if not torch.isfinite(loss):
                 raise DivergedError(
                     f"training loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); "
