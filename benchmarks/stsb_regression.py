@@ -146,14 +146,14 @@ def confirm(train: Any, dev: Any, strategy: dict[str, Any], seed: int) -> dict[s
             "spearman_by_evaluation": [round(float(s), 4) for s in fit.outcome.scores]}
 
 
-def pipeline_check(out: Path, dev: Any) -> dict[str, Any]:
+def pipeline_check(out: Path, train: Any, dev: Any) -> dict[str, Any]:
     """Refit the recommendation; the saved folder through ``transformers.pipeline`` against the
     model in memory."""
     from transformers import pipeline
 
     import autoft
 
-    refit = autoft.refit(out, device="cpu")
+    refit = autoft.refit(out, data=train, validation=dev, device="cpu")
     scorer = pipeline("text-classification", model=refit.path, device="cpu")
     inputs = [{"text": a, "text_pair": b} for a, b in zip(dev["sentence1"], dev["sentence2"])]
     got = np.array([p["score"] for p in scorer(inputs, function_to_apply="none", batch_size=64)])
@@ -215,7 +215,7 @@ def main() -> None:
         "runs": fresh, "pearson": spread(fresh, "pearson"), "spearman": spread(fresh, "spearman"),
         "spearman_last_evaluation": spread(fresh, "spearman_last_evaluation")})
 
-    stage("pipeline", pipeline_check(args.out, dev))
+    stage("pipeline", pipeline_check(args.out, train, dev))
 
     runs = [trainer_baseline(train, dev, s) for s in payload["fresh_seeds"]]
     stage("trainer", {"method": "HF Trainer, AutoModelForSequenceClassification num_labels=1, "

@@ -11,7 +11,8 @@ from torch import nn
 from autoft.errors import StrategyError
 from autoft.models.adapter import BackboneAdapter, BackboneParts, adapter_for
 from autoft.models.heads import build_head, pool
-from autoft.strategies.base import POOLINGS, Head
+from autoft.models.modeling_autoft import pooled_features
+from autoft.strategies.base import PAIR_ENCODINGS, POOLINGS, Head
 
 __all__ = ["AutoftClassifier"]
 
@@ -24,26 +25,37 @@ class AutoftClassifier(nn.Module):
         num_outputs: Width K of the output (classes).
         head: Shape of the head.
         pooling: ``"cls"`` or ``"mean"``.
+        pair_encoding: ``"joint"`` (a sentence pair is read together, a cross-encoder) or
+            ``"separate"`` (each text alone, a bi-encoder; the head reads ``[u, v, |u-v|, u*v]``
+            of width 4H, see :func:`autoft.models.modeling_autoft.pooled_features`). Default
+            ``"joint"``.
 
     ``forward(input_ids, attention_mask, token_type_ids=None)`` takes ``(B, T)`` integer tensors and
     returns ``(B, K)``; ``forward(attention_mask=..., hidden=...)`` takes the cached hidden states
-    after the ``cached_layers`` bottom blocks ``(B, T, H)`` instead and runs only the blocks above.
+    after the ``cached_layers`` bottom blocks ``(B, T, H)`` instead and runs only the blocks above
+    (joint encoding only).
 
     Raises:
-        StrategyError: Unknown pooling.
+        StrategyError: Unknown pooling or pair encoding.
         UnsupportedArchitectureError: No adapter handles the encoder.
     """
 
-    def __init__(self, encoder: nn.Module, num_outputs: int, head: Head, pooling: str) -> None:
+    def __init__(self, encoder: nn.Module, num_outputs: int, head: Head, pooling: str,
+                 pair_encoding: str = "joint") -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise StrategyError(f"pooling={pooling!r} must be one of {POOLINGS}")
+        if pair_encoding not in PAIR_ENCODINGS:
+            raise StrategyError(
+                f"pair_encoding={pair_encoding!r} must be one of {PAIR_ENCODINGS}")
         self.encoder = encoder
         self.adapter: BackboneAdapter = adapter_for(encoder)
         self.parts: BackboneParts = self.adapter.parts(encoder)
         self.pooling = pooling
+        self.pair_encoding = pair_encoding
         config: Any = encoder.config
-        self.head = build_head(int(config.hidden_size), num_outputs, head)
+        width = int(config.hidden_size) * (4 if pair_encoding == "separate" else 1)
+        self.head = build_head(width, num_outputs, head)
         self._frozen: list[nn.Module] = []
         #: Bottom blocks whose outputs ``forward(hidden=...)`` receives (set by the trainer).
         self.cached_layers = 0
@@ -79,15 +91,16 @@ class AutoftClassifier(nn.Module):
         if attention_mask is None:
             raise StrategyError("attention_mask is required")
         if hidden is not None:
-            if self.cached_layers == 0:
-                raise StrategyError("cached hidden states need cached_layers >= 1")
+            if self.cached_layers == 0 or self.pair_encoding != "joint":
+                raise StrategyError("cached hidden states need cached_layers >= 1 and joint "
+                                    "pair encoding")
             if self._suffix is None:
                 self._suffix = self.adapter.suffix(self.encoder, self.cached_layers)
                 self._suffix.train(self.training)
             hidden = self._suffix(hidden, attention_mask)  # (B, T, H)
-        else:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
-        return self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)
+            return self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self.pair_encoding == "joint":
+            kwargs["token_type_ids"] = token_type_ids
+        return self.head(pooled_features(self.encoder, kwargs, self.pooling,
+                                         self.pair_encoding))  # (B, K)

@@ -55,6 +55,7 @@ def to_pretrained(
         backbone_config=model.encoder.config.to_dict(),  # type: ignore[operator,union-attr]
         head=head.to_dict(),
         pooling=model.pooling,
+        pair_encoding=model.pair_encoding,
         strategy=strategy,
         task=task,
         trained_max_length=max_length,

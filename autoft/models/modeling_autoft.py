@@ -16,8 +16,8 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-__all__ = ["AutoftConfig", "AutoftForSequenceClassification", "build_head", "pool",
-           "truncate_inputs"]
+__all__ = ["AutoftConfig", "AutoftForSequenceClassification", "build_head", "pair_features",
+           "pool", "pooled_features", "split_pair", "truncate_inputs"]
 
 
 def build_head(hidden_size: int, num_outputs: int, kind: str = "linear", width: int = 256,
@@ -57,6 +57,80 @@ def truncate_inputs(inputs: dict[str, torch.Tensor], limit: int) -> dict[str, to
     return {name: torch.gather(tensor, 1, index) for name, tensor in inputs.items()}
 
 
+def split_pair(input_ids: torch.Tensor, attention_mask: torch.Tensor
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split right-padded sentence-pair inputs ``(B, T)``, as a tokenizer encodes a pair
+    (``[CLS] a [SEP] b [SEP]``; ``<s> a </s></s> b </s>``), into the two texts as the tokenizer
+    encodes each alone: ``[CLS] a [SEP]`` and ``[CLS] b [SEP]``.
+
+    The first text ends at the first occurrence of the row's end token (its last real token)
+    after position 0; a second end token right after it (RoBERTa's double separator) is skipped;
+    the second text gets the row's first token in front. A row with no separator (a single
+    text) gives the whole row and an empty second text (its first token only).
+
+    Returns:
+        ``(first, second)``: each ``{"input_ids", "attention_mask"}`` of shape ``(B, T')``.
+    """
+    b, t = input_ids.shape
+    device = input_ids.device
+    lengths = attention_mask.long().sum(1)  # (B,)
+    rows = torch.arange(b, device=device)
+    pos = torch.arange(t, device=device).expand(b, t)  # (B, T)
+    end = input_ids[rows, (lengths - 1).clamp(min=0)]  # (B,) each row's end token
+    is_sep = (input_ids == end[:, None]) & (pos >= 1) & (pos < (lengths - 1)[:, None])
+    last_a = torch.where(is_sep.any(1), is_sep.long().argmax(1), lengths - 1)  # (B,)
+    start_b = last_a + 1
+    double = (input_ids[rows, start_b.clamp(max=t - 1)] == end) & (start_b < lengths - 1)
+    start_b = start_b + double.long()
+    len_a = last_a + 1
+    len_b = (lengths - start_b + 1).clamp(min=1)  # the first token, then the second text
+    ta, tb = int(len_a.max()), int(len_b.max())
+    first = {"input_ids": input_ids[:, :ta],
+             "attention_mask": (pos[:, :ta] < len_a[:, None]).to(attention_mask.dtype)}
+    index = (start_b[:, None] - 1 + pos[:, :tb]).clamp(0, t - 1)  # (B, T_b)
+    ids_b = torch.gather(input_ids, 1, index)
+    ids_b[:, 0] = input_ids[:, 0]
+    second = {"input_ids": ids_b,
+              "attention_mask": (pos[:, :tb] < len_b[:, None]).to(attention_mask.dtype)}
+    return first, second
+
+
+def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The features of two pooled texts ``(B, H)`` each: ``[u, v, |u - v|, u * v]`` ``(B, 4H)``
+    (Conneau et al. 2017, InferSent; Reimers & Gurevych 2019, Sentence-BERT's classification
+    objective)."""
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+
+def pooled_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], pooling: str,
+                    pair_encoding: str = "joint", limit: int | None = None) -> torch.Tensor:
+    """What the head reads: the pooled encoding ``(B, H)`` of the inputs (``"joint"``: a pair is
+    read together, a cross-encoder), or for ``"separate"`` the :func:`pair_features` ``(B, 4H)``
+    of the two texts of a pair, each encoded on its own (a bi-encoder; both in one batch of 2B).
+
+    Args:
+        encoder: The backbone (``last_hidden_state`` of its output is used).
+        inputs: ``input_ids``, ``attention_mask`` (and ``token_type_ids``) ``(B, T)``.
+        pooling: ``"cls"`` or ``"mean"``.
+        pair_encoding: ``"joint"`` or ``"separate"``. Default ``"joint"``.
+        limit: Longest input trained with, in tokens (see :func:`truncate_inputs`); None: none.
+    """
+    if pair_encoding == "joint":
+        if limit:
+            inputs = truncate_inputs(inputs, limit)
+        hidden = encoder(**inputs).last_hidden_state  # (B, T, H)
+        return pool(hidden, inputs["attention_mask"], pooling)
+    parts = split_pair(inputs["input_ids"], inputs["attention_mask"])
+    if limit:
+        parts = tuple(truncate_inputs(p, limit) for p in parts)  # type: ignore[assignment]
+    width = max(p["input_ids"].shape[1] for p in parts)
+    both = {name: torch.cat([nn.functional.pad(p[name], (0, width - p[name].shape[1]))
+                             for p in parts]) for name in ("input_ids", "attention_mask")}
+    hidden = encoder(**both).last_hidden_state  # (2B, T', H)
+    u, v = pool(hidden, both["attention_mask"], pooling).chunk(2)  # (B, H) each
+    return pair_features(u, v)
+
+
 class AutoftConfig(PretrainedConfig):
     """Config of a model fine-tuned by autoft.
 
@@ -64,6 +138,8 @@ class AutoftConfig(PretrainedConfig):
         backbone_config: The backbone's config as a dict (``to_dict()``, with ``model_type``).
         head: The head's fields (``kind``, and for an MLP ``width``, ``depth``; ``dropout``).
         pooling: ``"cls"`` or ``"mean"``.
+        pair_encoding: ``"joint"`` (a pair is read together) or ``"separate"`` (each text of a
+            pair alone; the head reads ``[u, v, |u-v|, u*v]``). Default ``"joint"``.
         strategy: The strategy it was trained with (``Strategy.to_dict()``), for the record.
         task: The task kind's name. Default ``"classification"``.
         trained_max_length: Tokens per input in training; longer inputs are cut to it. None: no
@@ -82,11 +158,13 @@ class AutoftConfig(PretrainedConfig):
         strategy: dict[str, Any] | None = None,
         task: str = "classification",
         trained_max_length: int | None = None,
+        pair_encoding: str = "joint",
         **kwargs: Any,
     ) -> None:
         self.backbone_config = backbone_config or {}
         self.head = head or {"kind": "linear", "dropout": 0.1}
         self.pooling = pooling
+        self.pair_encoding = pair_encoding
         self.strategy = strategy or {}
         self.task = task
         self.trained_max_length = trained_max_length
@@ -113,7 +191,9 @@ class AutoftForSequenceClassification(PreTrainedModel):
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: the hidden states are pooled here
         hidden = int(self.encoder.config.hidden_size)
-        self.head = build_head(hidden, len(config.id2label or {}), **config.head)
+        self.pair_encoding = getattr(config, "pair_encoding", "joint")
+        width = 4 * hidden if self.pair_encoding == "separate" else hidden
+        self.head = build_head(width, len(config.id2label or {}), **config.head)
         self.pooling = config.pooling
         self.post_init()
 
@@ -155,12 +235,11 @@ class AutoftForSequenceClassification(PreTrainedModel):
         inputs = {"input_ids": input_ids,
                   "attention_mask": torch.ones_like(input_ids) if attention_mask is None
                   else attention_mask}
-        if token_type_ids is not None:
+        if token_type_ids is not None and self.pair_encoding == "joint":
             inputs["token_type_ids"] = token_type_ids
-        if self.config.trained_max_length:
-            inputs = truncate_inputs(inputs, int(self.config.trained_max_length))
-        hidden = self.encoder(**inputs).last_hidden_state  # (B, T, H)
-        logits = self.head(pool(hidden, inputs["attention_mask"], self.pooling))  # (B, K)
+        limit = int(self.config.trained_max_length or 0) or None
+        features = pooled_features(self.encoder, inputs, self.pooling, self.pair_encoding, limit)
+        logits = self.head(features)  # (B, K)
         loss = None
         if labels is not None:
             if self.config.problem_type == "regression":

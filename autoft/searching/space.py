@@ -348,6 +348,12 @@ class SearchSpace:
         out += [b[name] for b in self.baselines if name in b]
         return out
 
+    def without(self, name: str) -> SearchSpace:
+        """This space with field ``name`` left out (in its baselines too): the strategies then
+        take that field's default."""
+        return SearchSpace({k: v for k, v in self.params.items() if k != name},
+                           [{k: v for k, v in b.items() if k != name} for b in self.baselines])
+
     def kinds(self) -> tuple[str, ...]:
         """The strategy kinds this space can produce."""
         spec = self.params.get("kind")

@@ -77,7 +77,8 @@ def build_classifier(
     encoder.requires_grad_(True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoftClassifier(encoder, num_outputs, strategy.head, strategy.pooling)
+        model = AutoftClassifier(encoder, num_outputs, strategy.head, strategy.pooling,
+                                 strategy.pair_encoding)
     num_layers = model.parts.num_layers
     if not 0 <= strategy.frozen_layers <= num_layers:  # every kind counts k the same way
         raise StrategyError(

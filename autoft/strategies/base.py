@@ -49,6 +49,7 @@ __all__ = [
     "BASE_FIELDS",
     "DEFAULT_KIND",
     "HEAD_KINDS",
+    "PAIR_ENCODINGS",
     "POOLINGS",
     "AppliedStrategy",
     "Family",
@@ -63,6 +64,9 @@ __all__ = [
 HEAD_KINDS = ("linear", "mlp")
 #: Pooling of the last hidden states into one vector: the first token, or the masked mean.
 POOLINGS = ("cls", "mean")
+#: How a sentence pair is read: together (a cross-encoder), or each text alone with the head on
+#: ``[u, v, |u-v|, u*v]`` (a bi-encoder, Sentence-BERT's classification objective).
+PAIR_ENCODINGS = ("joint", "separate")
 #: The kind ``Strategy(...)`` builds and a stored strategy without a ``kind`` has.
 DEFAULT_KIND = "freeze"
 
@@ -82,8 +86,10 @@ BASE_FIELDS: dict[str, type] = {
     "weight_decay": float,
     "warmup_ratio": float,
     "loss": str,
+    "pair_encoding": str,
 }
-_BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS}
+_BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS,
+                                             "pair_encoding": PAIR_ENCODINGS}
 
 
 def _check_number(name: str, value: Any) -> None:
@@ -244,6 +250,12 @@ class Strategy:
             ``"huber"`` for regression); None for the task's default (cross-entropy for
             classification, mean squared error for regression). Default None. The task checks
             the name before any model loads.
+        pair_encoding: For sentence-pair data: ``"joint"`` reads the pair together (a
+            cross-encoder, ``[CLS] a [SEP] b [SEP]``); ``"separate"`` encodes each text alone and
+            the head reads ``[u, v, |u-v|, u*v]`` of their pooled vectors (a bi-encoder; Reimers &
+            Gurevych 2019, Sentence-BERT), which keeps what a sentence-embedding backbone such as
+            all-MiniLM-L6-v2 learned. Separate encoding does not use the prefix cache. Default
+            ``"joint"``; ignored (and not searched) for single texts.
 
     Class attributes (set by each kind):
         kind: The registry name.
@@ -272,6 +284,7 @@ class Strategy:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     loss: str | None = None
+    pair_encoding: str = "joint"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Strategy:
         if cls is Strategy:  # the base class builds the default kind
@@ -299,6 +312,8 @@ class Strategy:
             (float(self.weight_decay) >= 0, f"weight_decay={self.weight_decay!r} must be >= 0"),
             (0.0 <= float(self.warmup_ratio) < 1.0,
              f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)"),
+            (self.pair_encoding in PAIR_ENCODINGS,
+             f"pair_encoding={self.pair_encoding!r} must be one of {PAIR_ENCODINGS}"),
             (self.loss is None or (isinstance(self.loss, str) and bool(self.loss)),
              f"loss={self.loss!r} must be a loss name such as 'huber', or None for the task's "
              "default"),
@@ -399,20 +414,32 @@ class Strategy:
         if num_layers is None or self.frozen_layers < num_layers:
             lrs = f"lr {self.backbone_learning_rate:.2g}, " + lrs
         loss = f"; {self.loss} loss" if self.loss is not None else ""
+        pooling = (f"{self.pooling} pooling" if self.pair_encoding == "joint"
+                   else f"texts of a pair encoded apart, {self.pooling} pooling")
         return (
-            f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {self.pooling} pooling; "
+            f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {pooling}; "
             f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}"
         )
 
     def family(self) -> Family:
         """The cost and learning-curve family of this strategy."""
-        return Family(self.kind, self.frozen_layers, self.head.kind)
+        return Family(self.kind, self.frozen_layers, self.head.kind, self._pair_variant())
+
+    def _pair_variant(self, variant: str = "") -> str:
+        """A family's ``variant`` with separate pair encoding marked (no prefix cache, two
+        encoder passes: it costs differently)."""
+        if self.pair_encoding == "joint":
+            return variant
+        return f"{variant} separate".strip()
 
     # -- hooks acting on a model -----------------------------------------------------------
 
     def cached_layers(self, num_layers: int) -> int:
         """How many bottom blocks (with the embeddings) this strategy leaves untouched and in eval
-        mode, so that their outputs may come from the prefix cache (0: none)."""
+        mode, so that their outputs may come from the prefix cache (0: none; always for separate
+        pair encoding, whose inputs are split inside the model)."""
+        if self.pair_encoding != "joint":
+            return 0
         return min(self.frozen_layers, num_layers)
 
     def apply(self, model: AutoftClassifier) -> None:

@@ -102,7 +102,7 @@ class BitFitStrategy(Strategy):
 
     def family(self) -> Family:
         return Family(self.kind, self.frozen_layers, self.head.kind,
-                      "norm" if self.bitfit_norm == "yes" else "")
+                      self._pair_variant("norm" if self.bitfit_norm == "yes" else ""))
 
     def apply(self, model: AutoftClassifier) -> None:
         parts = model.parts

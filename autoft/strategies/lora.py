@@ -148,7 +148,7 @@ class LoraStrategy(Strategy):
 
     def family(self) -> Family:
         return Family(self.kind, self.frozen_layers, self.head.kind,
-                      "attn" if self.lora_targets == "attention" else "attn+ffn")
+                      self._pair_variant("attn" if self.lora_targets == "attention" else "attn+ffn"))
 
     def _targets(self, model: AutoftClassifier) -> list[str]:
         parts = model.parts

@@ -157,6 +157,10 @@ def fine_tune(
     metric = metric or kind.default_metric
     kind.check_metric(metric, data_task.labels)
     kind.check_losses([strategy.loss])
+    if strategy.pair_encoding != "joint" and not data_task.is_pair:
+        raise StrategyError(
+            f"pair_encoding={strategy.pair_encoding!r} needs sentence pairs, but the data has one "
+            "text per example; use pair_encoding='joint' (the default) or give text_pair_column=")
     encoder, tokenizer, _ = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     if strategy.frozen_layers > num_layers:
