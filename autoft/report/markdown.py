@@ -309,6 +309,11 @@ def _trials(report: dict[str, Any]) -> list[str]:
             head = f"mlp {t['head_depth']}x{t['head_width']}"
         if t.get("kind") not in (None, "freeze"):
             head = f"{t['kind']}; {head}"
+        if t.get("loss"):
+            head = f"{head}; {t['loss']} loss"
+        pooling = t["pooling"] or "-"
+        if t.get("pair_encoding") == "separate":
+            pooling = f"{pooling}, texts apart"
         notes = []
         if t.get("baseline"):
             notes.append("baseline")
@@ -329,7 +334,7 @@ def _trials(report: dict[str, Any]) -> list[str]:
         out.append(
             f"| {t['number']} | {STATUS_NAMES.get(t['status'], t['status'])} | "
             f"{_fmt(t['frozen_layers'])} | {_fmt(lr)} | {_fmt(t['head_learning_rate'])} | {head} | "
-            f"{t['pooling'] or '-'} | {_fmt(t['epochs'])} | {_fmt(t['batch_size'])} | "
+            f"{pooling} | {_fmt(t['epochs'])} | {_fmt(t['batch_size'])} | "
             f"{_fmt(t['score'])} | {_fmt(seconds, 0)} | {_fmt(t['trainable_params'])} | "
             f"{note.replace('|', '/').replace(chr(10), ' ')} |"
         )
