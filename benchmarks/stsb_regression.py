@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import SHARED_DATA, machine, read_tsv, save
+from _common import RESULTS, SHARED_DATA, machine, read_tsv, save
 from scipy import stats
 
 SEED0 = 10_000  # fresh seeds: the search's trials use small seeds
+STAGES = ("ridge", "trainer", "search")
 
 
 def correlations(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -165,35 +166,10 @@ def pipeline_check(out: Path, train: Any, dev: Any) -> dict[str, Any]:
             "pipeline_pearson": round(float(stats.pearsonr(dev["score"], got)[0]), 4)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", default="20m")
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--dev-rows", type=int, default=None, help="a dev sample (smoke runs)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--space", default=None, help="search space (default: the bundled one)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/autoft-stsb"))
-    parser.add_argument("--name", default="stsb_regression")
-    args = parser.parse_args()
-
+def search_stage(args: Any, train: Any, dev: Any, payload: dict[str, Any],
+                 stage: Any) -> None:
+    """The search, its recommendation on fresh seeds, and the refit through the pipeline."""
     import autoft
-
-    train = read_tsv(SHARED_DATA / "stsb" / "train.tsv").sample(n=args.rows, random_state=0)
-    dev = read_tsv(SHARED_DATA / "stsb" / "dev.tsv")
-    if args.dev_rows:
-        dev = dev.sample(n=args.dev_rows, random_state=0)
-    payload: dict[str, Any] = {
-        "data": f"STS-B train.tsv, {args.rows} pairs sampled with seed 0; validation dev.tsv "
-                f"({len(dev)} pairs)",
-        "backbone": "all-MiniLM-L6-v2", "budget": args.budget, "metric": "spearman",
-        "fresh_seeds": list(range(SEED0, SEED0 + args.seeds)), "machine": machine()}
-
-    def stage(name: str, value: Any) -> None:
-        payload[name] = value
-        print(f"{name}: {json.dumps(value, default=str)[:600]}", flush=True)
-        save(args.name, payload)
-
-    stage("ridge", ridge_baseline(train, dev))
 
     started = time.monotonic()
     result = autoft.search(train, validation=dev, metric="spearman", budget=args.budget,
@@ -206,6 +182,7 @@ def main() -> None:
     stage("search", {
         "seconds": round(time.monotonic() - started, 1), "trial_counts": report["trial_counts"],
         "frozen_layers_tried": sorted({t["frozen_layers"] for t in records}),
+        "pair_encodings_tried": sorted({str(t.get("pair_encoding")) for t in records}),
         "losses_tried": sorted({str(t.get("loss")) for t in records}),
         "recommendation": rec.strategy.describe(), "strategy": rec.strategy.to_dict(),
         "search_spearman": result.recommended_score_, "search_seeds": rec.seeds,
@@ -218,14 +195,66 @@ def main() -> None:
 
     stage("pipeline", pipeline_check(args.out, train, dev))
 
+
+def trainer_stage(train: Any, dev: Any, payload: dict[str, Any], stage: Any) -> None:
+    """The Trainer baseline on each fresh seed (saved after each: it is the slowest stage)."""
     runs: list[dict[str, Any]] = []
-    for seed in payload["fresh_seeds"]:  # saved after each seed: a Trainer run is the slowest
+    for seed in payload["fresh_seeds"]:
         runs.append(trainer_baseline(train, dev, seed))
         stage("trainer", {"method": "HF Trainer, AutoModelForSequenceClassification "
                                     "num_labels=1, lr 2e-5, 3 epochs, other TrainingArguments "
                                     "defaults", "runs": runs, "pearson": spread(runs, "pearson"),
                           "spearman": spread(runs, "spearman")})
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", default="20m")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--dev-rows", type=int, default=None, help="a dev sample (smoke runs)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--space", default=None, help="search space (default: the bundled one)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/autoft-stsb"))
+    parser.add_argument("--name", default="stsb_regression")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"stages to run, of {','.join(STAGES)} (search includes the fresh "
+                             "seeds and the pipeline check); the baselines not run are kept from "
+                             "the saved JSON: they do not depend on autoft's code")
+    args = parser.parse_args()
+    stages = set(args.stages.split(","))
+    if stages - set(STAGES):
+        raise SystemExit(f"unknown stages {sorted(stages - set(STAGES))}; known: {STAGES}")
+
+    train = read_tsv(SHARED_DATA / "stsb" / "train.tsv").sample(n=args.rows, random_state=0)
+    dev = read_tsv(SHARED_DATA / "stsb" / "dev.tsv")
+    if args.dev_rows:
+        dev = dev.sample(n=args.dev_rows, random_state=0)
+    saved = RESULTS / f"{args.name}.json"
+    earlier = json.loads(saved.read_text()) if saved.is_file() else {}
+    payload: dict[str, Any] = {k: v for k, v in earlier.items()
+                               if k in ("ridge", "trainer") and k not in stages}
+    if payload:
+        payload["kept_from_an_earlier_run"] = sorted(payload)
+    payload |= {
+        "data": f"STS-B train.tsv, {args.rows} pairs sampled with seed 0; validation dev.tsv "
+                f"({len(dev)} pairs)",
+        "backbone": "all-MiniLM-L6-v2", "budget": args.budget, "metric": "spearman",
+        "fresh_seeds": list(range(SEED0, SEED0 + args.seeds)), "machine": machine()}
+
+    def stage(name: str, value: Any) -> None:
+        payload[name] = value
+        print(f"{name}: {json.dumps(value, default=str)[:600]}", flush=True)
+        save(args.name, payload)
+
+    if "ridge" in stages:
+        stage("ridge", ridge_baseline(train, dev))
+    if "trainer" in stages:
+        trainer_stage(train, dev, payload, stage)
+    if "search" in stages:
+        search_stage(args, train, dev, payload, stage)
+    if not all(k in payload for k in ("ridge", "trainer", "recommendation_fresh_seeds")):
+        print(f"saved {save(args.name, payload)}; the summary needs every stage")
+        return
     ours = payload["recommendation_fresh_seeds"]["spearman"]
     summary = {
         "recommendation_spearman": ours,
