@@ -504,3 +504,33 @@ def test_followups_are_due_when_the_time_left_needs_them() -> None:
     assert not due(210.0, budget=400.0) and due(190.0, budget=400.0)
     assert not due(1200.0, budget=10_000.0)
     assert a == 0
+
+
+def test_fit_to_reserve_reseeds_fewer_strategies_then_fewer_seeds() -> None:
+    from autoft.searching.followups import fit_to_reserve
+
+    study = optuna.create_study(direction="maximize")
+    a = _add(study, 0, 1e-4, 0.84, 100.0)
+    _add(study, 0, 1e-4, 0.82, 100.0, reseed_of=a)  # a: 2 runs, mean 0.83, seed std 0.014
+    _add(study, 2, 1e-4, 0.825, 100.0)  # b: within the seed noise of a, so a candidate
+    records = trial_records(study.get_trials())
+    settings = FollowupSettings(seeds=3, top_k=3, curve_sizes=(), reserve=0.25)
+
+    def fit(budget: float) -> FollowupSettings:
+        return fit_to_reserve(records, settings, num_layers=6, train_size=1000,
+                              budget_seconds=budget)
+
+    # as asked: a's third run and b's two re-seeds, 1.15 x 300 s = 345 s
+    assert fit(2000.0) is settings  # reserve 500 s: it fits
+    leader_only = fit(1000.0)  # reserve 250 s: a alone, to 3 seeds (115 s)
+    assert (leader_only.seeds, leader_only.top_k) == (3, 1)
+    assert leader_only.scaled_from == {"seeds": 3, "top_k": 3, "estimated_seconds": 345.0,
+                                       "allowed_seconds": 250.0}
+    planned = plan_followups(records, 6, 1000, leader_only)
+    assert [p[1]["reseed_of"] for p in planned] == [a]
+    # a reserve below even one re-seed still leaves the leader its second run (2 seeds)
+    assert (fit(200.0).seeds, fit(200.0).top_k) == (2, 1)
+    # scaled settings stay scaled, and survive the study's stored form
+    assert fit_to_reserve(records, leader_only, num_layers=6, train_size=1000,
+                          budget_seconds=10.0) is leader_only
+    assert FollowupSettings.from_dict(leader_only.to_dict()) == leader_only

@@ -464,3 +464,25 @@ def test_resume_after_followups_runs_the_queued_ones_first(data, tiny_bert, tmp_
            if t.state == TrialState.COMPLETE and t.user_attrs.get("followup_id")]
     assert len(ids) == len(set(ids))  # no follow-up ran twice across the two runs
     assert result.recommendation_.confirmed
+
+
+def test_reseeds_too_costly_for_the_reserve_are_scaled_down(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                            monkeypatch) -> None:
+    # every trial claims 400 s against a 30-minute budget whose reserve (25%) is 450 s:
+    # re-seeding the leader to 3 seeds (2 x 400 s, plus 15%) cannot fit, so it gets 2 runs
+    stub = StubTrainer(noise=0.0, seconds=lambda s: 400.0)
+    monkeypatch.setattr(runner_module, "train_strategy", stub)
+    result = _search(data, tiny_bert, tmp_path, n_trials=8, budget="30m", pruner="none",
+                     curve_sizes=())
+    stored = result.study_.user_attrs["autoft_followups"]
+    assert (stored["seeds"], stored["top_k"]) == (2, 1)
+    assert stored["scaled_from"]["seeds"] == 3 and stored["scaled_from"]["top_k"] == 3
+    assert stored["scaled_from"]["allowed_seconds"] == pytest.approx(450.0)
+    assert stored["scaled_from"]["estimated_seconds"] == pytest.approx(1.15 * 2 * 400.0)
+    rec = result.recommendation_
+    assert rec.confirmed and rec.seeds == 2  # confirmed at the scaled number of seeds
+    reseeds = [t for t in result.study_.trials if t.user_attrs.get("purpose") == "reseed"]
+    assert len(reseeds) == 1 and reseeds[0].user_attrs["reseed_of"] == rec.trial_number
+    md = (tmp_path / "report.md").read_text()
+    assert "Follow-ups were scaled to the trials' cost: re-seeding 3 strategies to 3 seeds" in md
+    assert "only the leader was re-seeded, to 2 runs in all" in md

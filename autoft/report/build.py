@@ -181,6 +181,7 @@ def build_report(study: optuna.Study) -> dict[str, Any]:
         "recommendation": None if rec is None else rec.to_dict(),
         "task_view": task_view(records, rec, info),
         "provisional": _provisional(records, rec, info, analysis, stopped),
+        "followups_scaled": settings.get("scaled_from"),
         "refit": study.user_attrs.get(StudyAttr.REFIT),
         "snippet": None if rec is None else snippet(info, rec, int(seed or info.get("seed", 0))),
     }

@@ -54,6 +54,15 @@ def _recommendation(report: dict[str, Any]) -> list[str]:
             + (f" (mean of {rec['seeds']} seeds)" if rec["seeds"] > 1 else " (a single run)")
             + f" at {cost} on this machine for {data.get('train_size')} training examples.", "",
             rec["reason"], ""]
+    scaled = report.get("followups_scaled")
+    if scaled:
+        seeds = (report.get("settings") or {}).get("seeds")
+        out += [f"Follow-ups were scaled to the trials' cost: re-seeding "
+                f"{plural(int(scaled['top_k']), 'strategy', 'strategies')} to {scaled['seeds']} "
+                f"seeds would have taken about {scaled['estimated_seconds'] / 60:.0f} minutes, "
+                f"more than the {scaled['allowed_seconds'] / 60:.0f} minutes kept for follow-ups, "
+                f"so only the leader was re-seeded, to {seeds} runs in all. A larger --budget "
+                "restores the full re-seeding.", ""]
     refit = report.get("refit")
     if refit:
         test = refit.get("test_score")

@@ -46,6 +46,7 @@ from autoft.searching.followups import (
     FollowupSettings,
     enqueue_followups,
     estimate_seconds,
+    fit_to_reserve,
     followup_room,
     followups_due,
     is_duplicate_followup,
@@ -55,7 +56,7 @@ from autoft.searching.followups import (
 from autoft.searching.space import SearchSpace
 from autoft.strategies import Strategy
 from autoft.study.info import versions
-from autoft.study.records import Attr, TrialRecord, trial_records, write_outcome
+from autoft.study.records import Attr, StudyAttr, TrialRecord, trial_records, write_outcome
 from autoft.study.storage import Heartbeat, fail_stale_trials, uses_optuna_heartbeat
 from autoft.training import (
     PrefixCache,
@@ -208,6 +209,8 @@ class RunState:
         followups_active: Whether the follow-up phase has begun in this run.
         skips: Consecutive trials skipped for lack of time.
         skipped_ids: Follow-up and baseline ids skipped in this run (not planned again in it).
+        followups: The follow-up settings this run uses: the configured ones until
+            :func:`~autoft.searching.followups.fit_to_reserve` scales them down; None until then.
     """
 
     stopped_because: str = ""
@@ -218,6 +221,7 @@ class RunState:
     followups_active: bool = False
     skips: int = 0
     skipped_ids: set[str] = field(default_factory=set)
+    followups: FollowupSettings | None = None
 
 
 @dataclass
@@ -477,18 +481,44 @@ class SearchStopper:
             return f"the time budget ({format_duration(limits.seconds)}) ended"
         return ""
 
+    def followup_settings(self, study: optuna.Study,
+                          records: list[TrialRecord]) -> FollowupSettings:
+        """The follow-up settings of this run: the configured ones, scaled down once to the
+        trials' cost when re-seeding as asked would not fit in the reserve (time budgets only;
+        stored in the study, so the report says so and the recommendation asks for that many
+        seeds)."""
+        runner, cfg, state = self.runner, self.runner.config, self.runner.state
+        current = state.followups or cfg.followups
+        if runner.limits.seconds is None or current.scaled_from is not None:
+            return current
+        scaled = fit_to_reserve(records, current, num_layers=cfg.num_layers,
+                                train_size=len(runner.train),
+                                budget_seconds=runner.limits.seconds, direction=cfg.direction)
+        if scaled is not current:
+            asked = scaled.scaled_from or {}
+            logger.info(
+                "re-seeding %s to %d seeds would take about %s, more than the %s kept for "
+                "follow-ups: the leader alone gets %s", plural(int(asked.get("top_k", 0)),
+                                                             "strategy", "strategies"),
+                int(asked.get("seeds", 0)), format_duration(asked.get("estimated_seconds", 0)),
+                format_duration(asked.get("allowed_seconds", 0)), plural(scaled.seeds, "run"))
+            state.followups = scaled
+            study.set_user_attr(StudyAttr.FOLLOWUPS, scaled.to_dict())
+        return scaled
+
     def plan(self, study: optuna.Study) -> None:
         """Enter the follow-up phase when due, then enqueue the missing follow-ups; else enqueue
         the next baseline."""
         runner, cfg, state = self.runner, self.runner.config, self.runner.state
         records = trial_records(study.get_trials(deepcopy=False))
         if cfg.followups.enabled:
+            settings = self.followup_settings(study, records)
             plans = [p for p in plan_followups(records, cfg.num_layers, len(runner.train),
-                                               cfg.followups, cfg.direction)
+                                               settings, cfg.direction)
                      if p[1][Attr.FOLLOWUP_ID] not in state.skipped_ids]
             if not state.followups_active and plans:
                 state.followups_active = followups_due(
-                    records, plans, settings=cfg.followups, train_size=len(runner.train),
+                    records, plans, settings=settings, train_size=len(runner.train),
                     budget_seconds=runner.limits.seconds, deadline=runner.deadline,
                     n_trials=runner.limits.n_trials)
             if state.followups_active and runner.deadline is not None:
