@@ -10,8 +10,8 @@ from torch import nn
 
 from autoft.errors import StrategyError
 from autoft.models.adapter import BackboneAdapter, BackboneParts, adapter_for
-from autoft.models.heads import build_head, pool
-from autoft.models.modeling_autoft import pooled_features
+from autoft.models.heads import pool
+from autoft.models.modeling_autoft import make_head, pooled_features
 from autoft.strategies.base import PAIR_ENCODINGS, POOLINGS, Head
 
 __all__ = ["AutoftClassifier"]
@@ -27,7 +27,9 @@ class AutoftClassifier(nn.Module):
         pooling: ``"cls"`` or ``"mean"``.
         pair_encoding: ``"joint"`` (a sentence pair is read together, a cross-encoder) or
             ``"separate"`` (each text alone, a bi-encoder; the head reads ``[u, v, |u-v|, u*v]``
-            of width 4H, see :func:`autoft.models.modeling_autoft.pooled_features`). Default
+            of width 4H, see :func:`autoft.models.modeling_autoft.pooled_features`) or
+            ``"cosine"`` (each alone; the prediction comes from their cosine similarity, see
+            :class:`autoft.models.modeling_autoft.CosineHead`; ``head`` unused). Default
             ``"joint"``.
 
     ``forward(input_ids, attention_mask, token_type_ids=None)`` takes ``(B, T)`` integer tensors and
@@ -54,8 +56,7 @@ class AutoftClassifier(nn.Module):
         self.pooling = pooling
         self.pair_encoding = pair_encoding
         config: Any = encoder.config
-        width = int(config.hidden_size) * (4 if pair_encoding == "separate" else 1)
-        self.head = build_head(width, num_outputs, head)
+        self.head = make_head(int(config.hidden_size), num_outputs, head.to_dict(), pair_encoding)
         self._frozen: list[nn.Module] = []
         #: Bottom blocks whose outputs ``forward(hidden=...)`` receives (set by the trainer).
         self.cached_layers = 0

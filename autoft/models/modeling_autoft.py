@@ -16,8 +16,9 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-__all__ = ["AutoftConfig", "AutoftForSequenceClassification", "build_head", "pair_features",
-           "pool", "pooled_features", "split_pair", "truncate_inputs"]
+__all__ = ["AutoftConfig", "AutoftForSequenceClassification", "CosineHead", "build_head",
+           "make_head", "pair_features", "pool", "pooled_features", "split_pair",
+           "truncate_inputs"]
 
 
 def build_head(hidden_size: int, num_outputs: int, kind: str = "linear", width: int = 256,
@@ -32,6 +33,71 @@ def build_head(hidden_size: int, num_outputs: int, kind: str = "linear", width: 
             width_in = width
     layers += [nn.Dropout(dropout), nn.Linear(width_in, num_outputs)]
     return nn.Sequential(*layers)
+
+
+class Standardise(nn.Module):
+    """Standardise ``(B, 1)`` values with batch statistics in training (running estimates,
+    momentum 0.1, in evaluation and for a batch of one), as ``BatchNorm1d(1, affine=False)``
+    does, but also for a training batch of one example."""
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_var", torch.ones(1))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] > 1:
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+            with torch.no_grad():
+                m = 1.0 if int(self.batches) == 0 else self.momentum
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach())
+                self.batches += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+
+class CosineHead(nn.Module):
+    """The head of ``pair_encoding="cosine"``: the cosine similarity of the two texts' pooled
+    vectors ``u``, ``v`` (read from the pair features ``[u, v, |u-v|, u*v]`` ``(B, 4H)``),
+    standardised (:class:`Standardise`), then ``Linear(1, K)``. With one output (regression) the
+    layer starts at weight 1 and bias 0, so an untrained model predicts the backbone's own
+    cosine similarity (what a sentence-embedding model such as all-MiniLM-L6-v2 was trained
+    for, and what Sentence-BERT fine-tunes on STS: Reimers & Gurevych 2019); with classes it
+    starts at 0.
+
+    Args:
+        hidden: Width H of each pooled text.
+        num_outputs: K.
+    """
+
+    def __init__(self, hidden: int, num_outputs: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.norm = Standardise()
+        self.out = nn.Linear(1, num_outputs)
+        with torch.no_grad():
+            self.out.weight.fill_(1.0 if num_outputs == 1 else 0.0)
+            self.out.bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        u, v = features[:, :self.hidden], features[:, self.hidden:2 * self.hidden]
+        cos = nn.functional.cosine_similarity(u.float(), v.float(), dim=-1)[:, None]  # (B, 1)
+        return self.out(self.norm(cos).to(features.dtype))  # (B, K)
+
+
+def make_head(hidden: int, num_outputs: int, head: dict[str, Any],
+              pair_encoding: str = "joint") -> nn.Module:
+    """The head for a pair encoding: :func:`build_head` (fields ``head``) on the pooled vector
+    ``(B, H)`` (``"joint"``) or on the pair features ``(B, 4H)`` (``"separate"``), or a
+    :class:`CosineHead` (``"cosine"``; ``head`` unused)."""
+    if pair_encoding == "cosine":
+        return CosineHead(hidden, num_outputs)
+    width = 4 * hidden if pair_encoding == "separate" else hidden
+    return build_head(width, num_outputs, **head)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -112,7 +178,8 @@ def pooled_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], pooling
         encoder: The backbone (``last_hidden_state`` of its output is used).
         inputs: ``input_ids``, ``attention_mask`` (and ``token_type_ids``) ``(B, T)``.
         pooling: ``"cls"`` or ``"mean"``.
-        pair_encoding: ``"joint"`` or ``"separate"``. Default ``"joint"``.
+        pair_encoding: ``"joint"``, ``"separate"`` or ``"cosine"`` (the features of
+            ``"separate"``). Default ``"joint"``.
         limit: Longest input trained with, in tokens (see :func:`truncate_inputs`); None: none.
     """
     if pair_encoding == "joint":
@@ -120,7 +187,7 @@ def pooled_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], pooling
             inputs = truncate_inputs(inputs, limit)
         hidden = encoder(**inputs).last_hidden_state  # (B, T, H)
         return pool(hidden, inputs["attention_mask"], pooling)
-    parts = split_pair(inputs["input_ids"], inputs["attention_mask"])
+    parts = split_pair(inputs["input_ids"], inputs["attention_mask"])  # separate, cosine
     if limit:
         parts = tuple(truncate_inputs(p, limit) for p in parts)  # type: ignore[assignment]
     width = max(p["input_ids"].shape[1] for p in parts)
@@ -138,8 +205,9 @@ class AutoftConfig(PretrainedConfig):
         backbone_config: The backbone's config as a dict (``to_dict()``, with ``model_type``).
         head: The head's fields (``kind``, and for an MLP ``width``, ``depth``; ``dropout``).
         pooling: ``"cls"`` or ``"mean"``.
-        pair_encoding: ``"joint"`` (a pair is read together) or ``"separate"`` (each text of a
-            pair alone; the head reads ``[u, v, |u-v|, u*v]``). Default ``"joint"``.
+        pair_encoding: ``"joint"`` (a pair is read together), ``"separate"`` (each text of a
+            pair alone; the head reads ``[u, v, |u-v|, u*v]``) or ``"cosine"`` (each alone; a
+            :class:`CosineHead`). Default ``"joint"``.
         strategy: The strategy it was trained with (``Strategy.to_dict()``), for the record.
         task: The task kind's name. Default ``"classification"``.
         trained_max_length: Tokens per input in training; longer inputs are cut to it. None: no
@@ -192,8 +260,7 @@ class AutoftForSequenceClassification(PreTrainedModel):
             self.encoder.pooler = None  # unused: the hidden states are pooled here
         hidden = int(self.encoder.config.hidden_size)
         self.pair_encoding = getattr(config, "pair_encoding", "joint")
-        width = 4 * hidden if self.pair_encoding == "separate" else hidden
-        self.head = build_head(width, len(config.id2label or {}), **config.head)
+        self.head = make_head(hidden, len(config.id2label or {}), config.head, self.pair_encoding)
         self.pooling = config.pooling
         self.post_init()
 

@@ -321,8 +321,10 @@ def _trials(report: dict[str, Any]) -> list[str]:
         if t.get("loss"):
             head = f"{head}; {t['loss']} loss"
         pooling = t["pooling"] or "-"
-        if t.get("pair_encoding") == "separate":
+        if t.get("pair_encoding") in ("separate", "cosine"):
             pooling = f"{pooling}, texts apart"
+        if t.get("pair_encoding") == "cosine":
+            head = "cosine"
         notes = []
         if t.get("baseline"):
             notes.append("baseline")

@@ -362,7 +362,7 @@ def search(
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     if not task_data.is_pair and search_space.field_values("pair_encoding"):
-        search_space = search_space.without("pair_encoding")  # one text: nothing to split
+        search_space = search_space.for_single_texts()  # one text: nothing to split
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
     unknown = unknown_token_rate(tokenizer, task_data.train.texts)

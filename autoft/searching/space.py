@@ -354,6 +354,13 @@ class SearchSpace:
         return SearchSpace({k: v for k, v in self.params.items() if k != name},
                            [{k: v for k, v in b.items() if k != name} for b in self.baselines])
 
+    def for_single_texts(self) -> SearchSpace:
+        """This space for data of one text per example: ``pair_encoding`` left out, and the
+        baselines that predict from a pair's cosine similarity (meaningless for one text)
+        dropped; a baseline with ``separate`` becomes the same strategy read jointly."""
+        kept = [b for b in self.baselines if b.get("pair_encoding") != "cosine"]
+        return SearchSpace(self.params, kept).without("pair_encoding")
+
     def kinds(self) -> tuple[str, ...]:
         """The strategy kinds this space can produce."""
         spec = self.params.get("kind")

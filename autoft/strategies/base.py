@@ -64,9 +64,10 @@ __all__ = [
 HEAD_KINDS = ("linear", "mlp")
 #: Pooling of the last hidden states into one vector: the first token, or the masked mean.
 POOLINGS = ("cls", "mean")
-#: How a sentence pair is read: together (a cross-encoder), or each text alone with the head on
-#: ``[u, v, |u-v|, u*v]`` (a bi-encoder, Sentence-BERT's classification objective).
-PAIR_ENCODINGS = ("joint", "separate")
+#: How a sentence pair is read: together (a cross-encoder), or each text alone (a bi-encoder) with
+#: the head on ``[u, v, |u-v|, u*v]`` (Sentence-BERT's classification objective) or on the cosine
+#: similarity of the two (Sentence-BERT's regression objective).
+PAIR_ENCODINGS = ("joint", "separate", "cosine")
 #: The kind ``Strategy(...)`` builds and a stored strategy without a ``kind`` has.
 DEFAULT_KIND = "freeze"
 
@@ -76,6 +77,7 @@ BASE_FIELDS: dict[str, type] = {
     "frozen_layers": int,
     "learning_rate": float,
     "head_learning_rate": float,
+    "pair_encoding": str,
     "head": str,
     "head_width": int,
     "head_depth": int,
@@ -86,7 +88,6 @@ BASE_FIELDS: dict[str, type] = {
     "weight_decay": float,
     "warmup_ratio": float,
     "loss": str,
-    "pair_encoding": str,
 }
 _BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS,
                                              "pair_encoding": PAIR_ENCODINGS}
@@ -254,8 +255,10 @@ class Strategy:
             cross-encoder, ``[CLS] a [SEP] b [SEP]``); ``"separate"`` encodes each text alone and
             the head reads ``[u, v, |u-v|, u*v]`` of their pooled vectors (a bi-encoder; Reimers &
             Gurevych 2019, Sentence-BERT), which keeps what a sentence-embedding backbone such as
-            all-MiniLM-L6-v2 learned. Separate encoding does not use the prefix cache. Default
-            ``"joint"``; ignored (and not searched) for single texts.
+            all-MiniLM-L6-v2 learned; ``"cosine"`` encodes each alone and predicts from their
+            cosine similarity (standardised, then ``Linear(1, K)``; Sentence-BERT's regression
+            objective; the ``head`` fields are unused). Neither uses the prefix cache. Default
+            ``"joint"``; not searched for single texts, where only ``"joint"`` is valid.
 
     Class attributes (set by each kind):
         kind: The registry name.
@@ -349,6 +352,9 @@ class Strategy:
             return int(values.get("frozen_layers", 0)) < num_layers
         if name == "learning_rate":
             return False  # the kind's own learning-rate field replaces it
+        if name in ("head", "head_dropout", "head_width", "head_depth") and values.get(
+                "pair_encoding") == "cosine":
+            return False  # the cosine head has no shape to choose
         if name in ("head_width", "head_depth"):
             return values.get("head", "linear") == "mlp"
         return True
@@ -416,8 +422,10 @@ class Strategy:
         loss = f"; {self.loss} loss" if self.loss is not None else ""
         pooling = (f"{self.pooling} pooling" if self.pair_encoding == "joint"
                    else f"texts of a pair encoded apart, {self.pooling} pooling")
+        head = ("cosine-similarity head" if self.pair_encoding == "cosine"
+                else self.head.describe())
         return (
-            f"{self.body(num_layers)}; {lrs}; {self.head.describe()}, {pooling}; "
+            f"{self.body(num_layers)}; {lrs}; {head}, {pooling}; "
             f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}"
         )
 
@@ -430,7 +438,7 @@ class Strategy:
         encoder passes: it costs differently)."""
         if self.pair_encoding == "joint":
             return variant
-        return f"{variant} separate".strip()
+        return f"{variant} {self.pair_encoding}".strip()
 
     # -- hooks acting on a model -----------------------------------------------------------
 
