@@ -485,4 +485,4 @@ def test_reseeds_too_costly_for_the_reserve_are_scaled_down(data, tiny_bert, tmp
     assert len(reseeds) == 1 and reseeds[0].user_attrs["reseed_of"] == rec.trial_number
     md = (tmp_path / "report.md").read_text()
     assert "Follow-ups were scaled to the trials' cost: re-seeding 3 strategies to 3 seeds" in md
-    assert "only the leader was re-seeded, to 2 runs in all" in md
+    assert "so the plan re-seeds the leader alone, to 2 runs in all" in md

@@ -61,7 +61,7 @@ def _recommendation(report: dict[str, Any]) -> list[str]:
                 f"{plural(int(scaled['top_k']), 'strategy', 'strategies')} to {scaled['seeds']} "
                 f"seeds would have taken about {scaled['estimated_seconds'] / 60:.0f} minutes, "
                 f"more than the {scaled['allowed_seconds'] / 60:.0f} minutes kept for follow-ups, "
-                f"so only the leader was re-seeded, to {seeds} runs in all. A larger --budget "
+                f"so the plan re-seeds the leader alone, to {seeds} runs in all. A larger --budget "
                 "restores the full re-seeding.", ""]
     refit = report.get("refit")
     if refit:
