@@ -101,7 +101,7 @@ class AutoftClassifier(nn.Module):
             hidden = self._suffix(hidden, attention_mask)  # (B, T, H)
             return self.head(pool(hidden, attention_mask, self.pooling))  # (B, K)
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and self.pair_encoding == "joint":
+        if token_type_ids is not None:  # a split pair drops them (each text alone has none)
             kwargs["token_type_ids"] = token_type_ids
         return self.head(pooled_features(self.encoder, kwargs, self.pooling,
                                          self.pair_encoding))  # (B, K)

@@ -38,7 +38,12 @@ def build_head(hidden_size: int, num_outputs: int, kind: str = "linear", width: 
 class Standardise(nn.Module):
     """Standardise ``(B, 1)`` values with batch statistics in training (running estimates,
     momentum 0.1, in evaluation and for a batch of one), as ``BatchNorm1d(1, affine=False)``
-    does, but also for a training batch of one example."""
+    does, but also for a training batch of one example.
+
+    Args:
+        momentum: Weight of a new batch in the running estimates. Default 0.1 (BatchNorm's).
+        eps: Added to the variance, for a constant batch. Default 1e-5.
+    """
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
@@ -302,7 +307,7 @@ class AutoftForSequenceClassification(PreTrainedModel):
         inputs = {"input_ids": input_ids,
                   "attention_mask": torch.ones_like(input_ids) if attention_mask is None
                   else attention_mask}
-        if token_type_ids is not None and self.pair_encoding == "joint":
+        if token_type_ids is not None:  # a split pair drops them (each text alone has none)
             inputs["token_type_ids"] = token_type_ids
         limit = int(self.config.trained_max_length or 0) or None
         features = pooled_features(self.encoder, inputs, self.pooling, self.pair_encoding, limit)
