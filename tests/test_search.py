@@ -486,3 +486,36 @@ def test_reseeds_too_costly_for_the_reserve_are_scaled_down(data, tiny_bert, tmp
     md = (tmp_path / "report.md").read_text()
     assert "Follow-ups were scaled to the trials' cost: re-seeding 3 strategies to 3 seeds" in md
     assert "so the plan re-seeds the leader alone, to 2 runs in all" in md
+
+
+
+class _ProbeWinsEarly(StubTrainer):
+    """Full fine-tuning ends lower than the linear probe (and so starts far behind it); the
+    MLP-head probe ends lower than the linear one."""
+
+    def score(self, strategy: Any, seed: int) -> float:
+        if strategy.frozen_layers < 4:
+            return 0.5
+        return 0.9 if strategy.head.kind == "linear" else 0.7
+
+
+def test_baselines_other_than_probes_face_the_pruner(data, tiny_bert, tmp_path,  # type: ignore[no-untyped-def]
+                                                     monkeypatch) -> None:
+    # the cross-encoder baselines of STS-B scored 0.42 Spearman after an epoch against the
+    # probe's 0.78 and, run to the end, took most of a 20-minute budget. A linear probe runs to
+    # the end (the reference; seconds); the other baselines face successive halving.
+    stub = _ProbeWinsEarly(noise=0.0)
+    monkeypatch.setattr(runner_module, "train_strategy", stub)
+    space = {**SPACE, "baselines": [
+        {"frozen_layers": "L", "head_learning_rate": 5e-3, "head": "linear"},
+        {"frozen_layers": "L", "head_learning_rate": 5e-3, "head": "mlp"},
+        {"frozen_layers": 0, "learning_rate": 5e-3, "head_learning_rate": 5e-3, "head": "linear"},
+    ]}
+    result = _search(data, tiny_bert, tmp_path, space=space, n_trials=3, curve_sizes=(), seeds=1)
+    trials = pd.DataFrame(result.trials_).set_index("number")
+    assert trials["baseline"].all()
+    assert trials["frozen_layers"].tolist() == [4, 4, 0]
+    # both probes trained to the end, the weaker one too
+    assert trials["status"].tolist() == ["complete", "complete", "pruned"]
+    steps = [len(t.intermediate_values) for t in result.study_.trials]
+    assert steps[0] == steps[1] and steps[2] < steps[0]

@@ -407,10 +407,14 @@ class TrialRunner:
         if self.limits.trial_seconds is not None:
             cap = time.monotonic() + self.limits.trial_seconds
             trial_deadline = cap if trial_deadline is None else min(trial_deadline, cap)
-        # baselines and follow-ups run to the end: the report compares against them; follow-ups
-        # do not report to the pruner at all (a probe's score on part of the data, or a second
-        # seed of a trial already reported, would distort its rungs)
-        prunable = purpose is None and not attrs.get(Attr.BASELINE)
+        # A linear-probe baseline runs to the end: it is the reference every rung starts from
+        # and costs seconds. The other baselines face the pruner like any trial: on STS-B the
+        # cross-encoder baselines scored 0.42-0.45 Spearman after one epoch against the probe's
+        # 0.78 and, run to the end, took 6 of a 20-minute budget's 15 minutes, so no sampled
+        # trial ever ran. Follow-ups do not report to the pruner at all (a probe's score on part
+        # of the data, or a second seed of a trial already reported, would distort its rungs).
+        probe = strategy.frozen_layers >= cfg.num_layers
+        prunable = purpose is None and not (attrs.get(Attr.BASELINE) and probe)
         reports = purpose is None
         # the last evaluation ends the training anyway: pruning there would only throw away a
         # trial that trained to the end
@@ -425,7 +429,13 @@ class TrialRunner:
             if not reports:
                 return False
             trial.report(score, index)
-            return prunable and index < last and trial.should_prune()
+            if index >= last:
+                return False
+            # asked even when the answer is ignored: Optuna's successive halving records a
+            # trial's rung value only when it is asked, and a probe that never registers leaves
+            # the rungs to the trials after it
+            verdict = trial.should_prune()
+            return prunable and verdict
 
         try:
             beat = Heartbeat(self.study._storage, trial._trial_id) if self.heartbeat else None
