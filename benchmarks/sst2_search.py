@@ -6,7 +6,7 @@ recommended strategy's dev accuracy, and saves them to ``benchmarks/results/sst2
     python benchmarks/sst2_search.py                  # 20-minute budget, as in the issue
     python benchmarks/sst2_search.py --budget 5m      # a quicker look
     python benchmarks/fetch_mpnet.py && python benchmarks/sst2_search.py \
-        --model benchmarks/models/all-mpnet-base-v2      # the larger backbone (12 x 768)
+        --model mpnet                                     # the larger backbone (12 x 768)
 
 Targets (issue 2): >= 6 trials completed or pruned, >= 1 pruned, >= 3 distinct frozen_layers,
 recommended strategy's dev accuracy >= 0.83.

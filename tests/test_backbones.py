@@ -1,0 +1,180 @@
+"""The backbone as a searched choice: ``search(data, model=[a, b])`` (issue 12, item 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import autoft
+from autoft.errors import BackboneError, BudgetError
+from autoft.models.backbone import SHORT_NAMES, models_dir, resolve_backbone
+from autoft.searching.backbones import (
+    BackboneSearchResult,
+    backbone_slug,
+    check_models,
+    choose,
+    plan_shares,
+)
+from autoft.study import load_study
+
+from .helpers import make_tiny_bert, synthetic_texts
+
+SPACE = {
+    "frozen_layers": {"type": "int", "low": 0, "high": "L"},
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "head_learning_rate": 5e-3,
+    "head": "linear",
+    "pooling": "mean",
+    "epochs": 1,
+    "batch_size": 16,
+    "baselines": [{"frozen_layers": "L"}, {"frozen_layers": 0, "learning_rate": 5e-3}],
+}
+
+
+@pytest.fixture(scope="module")
+def two_backbones(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two tiny random BERTs of different depth (2 and 4 blocks) in folders ``small``/``big``."""
+    root = tmp_path_factory.mktemp("backbones")
+    return (make_tiny_bert(root / "small", num_layers=2, seed=1),
+            make_tiny_bert(root / "big", num_layers=4, seed=2))
+
+
+def test_short_names_and_local_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_backbone("minilm") == resolve_backbone(None)
+    assert resolve_backbone("MiniLM") == resolve_backbone(None)
+    monkeypatch.setenv("AUTOFT_MODELS_DIR", str(tmp_path))
+    assert models_dir() == tmp_path
+    # no local copy: the hub id is what from_pretrained is given
+    assert resolve_backbone("mpnet") == SHORT_NAMES["mpnet"]
+    copy = make_tiny_bert(tmp_path / "all-mpnet-base-v2")
+    assert resolve_backbone("mpnet") == str(copy.resolve())
+    assert resolve_backbone("sentence-transformers/all-mpnet-base-v2") == str(copy.resolve())
+    # a folder named like a short name wins over the short name
+    monkeypatch.chdir(tmp_path)
+    make_tiny_bert(tmp_path / "mpnet")
+    assert resolve_backbone("mpnet") == str((tmp_path / "mpnet").resolve())
+
+
+def test_backbone_names_checked_before_anything_loads(tmp_path: Path) -> None:
+    assert backbone_slug("sentence-transformers/all-mpnet-base-v2") == "all-mpnet-base-v2"
+    assert backbone_slug("MPNet") == "mpnet"
+    with pytest.raises(BackboneError, match="'minilm' and None|same backbone"):
+        check_models(["minilm", None])
+    with pytest.raises(BackboneError, match="same backbone"):
+        check_models(["minilm", "all-MiniLM-L6-v2"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackboneError, match="no config.json"):
+        check_models(["minilm", str(tmp_path / "empty")])
+    with pytest.raises(BackboneError, match="each backbone must be"):
+        check_models(["minilm", 3])
+    with pytest.raises(BackboneError, match=r"model=\[\]"):
+        autoft.search(synthetic_texts(40), model=[], out=tmp_path / "out", n_trials=2)
+    with pytest.raises(BudgetError, match="n_trials=3 cannot search 2 backbones"):
+        autoft.search(synthetic_texts(40), model=["minilm", "mpnet"], out=tmp_path / "o2",
+                      n_trials=3)
+
+
+def test_shares_follow_the_probe_ranks_and_drop_a_dominated_backbone() -> None:
+    screen = [{"name": "a", "score": 0.80, "seconds": 5.0},
+              {"name": "b", "score": 0.88, "seconds": 20.0},
+              {"name": "c", "score": 0.70, "seconds": 50.0},  # worse and dearer than a
+              {"name": "d", "score": None, "seconds": None}]
+    plan = {p["name"]: p for p in plan_shares(screen, "maximize")}
+    assert [p["name"] for p in plan_shares(screen, "maximize")][-1] == "b"  # best runs last
+    assert plan["b"]["rank"] == 0 and plan["b"]["share"] == pytest.approx(2 / 3)
+    assert plan["a"]["share"] == pytest.approx(1 / 3)
+    assert plan["c"]["share"] == 0 and "a's probe scored as well or better" in plan["c"][
+        "screened_out"]
+    assert plan["d"]["share"] == 0 and plan["d"]["screened_out"] == "its probe did not finish"
+    # an error metric: lower is better
+    low = {p["name"]: p for p in plan_shares(
+        [{"name": "a", "score": 0.5, "seconds": 9.0}, {"name": "b", "score": 0.7, "seconds": 1.0}],
+        "minimize")}
+    assert low["a"]["share"] == pytest.approx(2 / 3) and low["b"]["share"] == pytest.approx(1 / 3)
+
+
+def test_a_confirmed_backbone_beats_a_single_run() -> None:
+    rows = [{"name": "a", "score": 0.90, "confirmed": False},
+            {"name": "b", "score": 0.85, "confirmed": True},
+            {"name": "c", "score": None, "confirmed": False}]
+    assert choose(rows, "maximize")["name"] == "b"
+    rows[0]["confirmed"] = True
+    assert choose(rows, "maximize")["name"] == "a"
+    assert choose(rows, "minimize")["name"] == "b"
+
+
+def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: Path) -> None:
+    small, big = two_backbones
+    result = autoft.search(synthetic_texts(160), model=[str(small), str(big)], space=SPACE,
+                           out=tmp_path, n_trials=8, device="cpu", validation_size=40, seeds=2,
+                           curve_sizes=())
+    assert isinstance(result, BackboneSearchResult)
+    state = json.loads((tmp_path / "backbones.json").read_text())
+    names = {e["name"] for e in state["backbones"]}
+    assert names == {str(small), str(big)}
+    for entry in state["backbones"]:  # each backbone's probe was its first trial
+        study = load_study(entry["folder"])
+        first = study.trials[0]
+        assert first.user_attrs["baseline"] and first.params["frozen_layers"] in (2, 4)
+        assert entry["screen_score"] == pytest.approx(first.value)
+        if entry["screened_out"] is None:  # the probe and at least one more
+            assert entry["share"] > 0 and len(study.trials) >= 2
+        else:  # dominated: the other's probe scored as well and cost less; nothing more ran
+            assert "scored as well or better and cost less" in entry["screened_out"]
+            assert entry["share"] == 0 and len(study.trials) == 1
+    assert sum(e["share"] for e in state["backbones"]) == pytest.approx(1.0)
+    assert result.backbone_ == state["chosen"] in names
+    chosen = next(r for r in result.backbones_ if r["name"] == result.backbone_)
+    other = next(r for r in result.backbones_ if r["name"] != result.backbone_)
+    assert result.recommended_score_ == pytest.approx(chosen["score"])
+    if chosen["confirmed"] == other["confirmed"] and other["score"] is not None:
+        assert chosen["score"] >= other["score"]
+    assert result.recommended_strategy_ == result.results_[result.backbone_].recommended_strategy_
+    md = (tmp_path / "report.md").read_text()
+    assert f"**Backbone `{result.backbone_}`**" in md and "## Backbones" in md
+    assert md.count("| " + str(small)) == 1 and md.count("| " + str(big)) == 1
+    # `autoft refit OUT` / `load_study(OUT)` follow the choice
+    assert load_study(tmp_path).study_name == "autoft"
+    assert Path(chosen["folder"]).name == Path(result.backbone_).name
+
+
+def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Path, Path],
+                                                         tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from autoft.cli import main
+
+    from .helpers import synthetic_csv
+
+    small, big = two_backbones
+    data = synthetic_csv(tmp_path / "reviews.csv", n=160)
+    space = tmp_path / "space.yaml"
+    space.write_text("frozen_layers: {type: int, low: 0, high: L}\nhead_learning_rate: 0.005\n"
+                     "learning_rate: 0.005\nepochs: 1\nbatch_size: 16\nbaselines:\n"
+                     "  - {frozen_layers: L}\n")
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(main, [
+        "search", str(data), "--model", str(small), "--model", str(big), "--n-trials", "5",
+        "--out", str(out), "--space", str(space), "--device", "cpu", "--no-progress",
+        "--seeds", "1", "--curve-sizes", ""])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((out / "backbones.json").read_text())["chosen"]
+    assert f"Chosen backbone: {chosen}" in result.output
+    assert (out / "backbones" / "small" / "report.md").is_file()
+    assert (out / "backbones" / "big" / "report.md").is_file()
+    (out / "report.md").unlink()
+    rebuilt = runner.invoke(main, ["report", str(out)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"**Backbone `{chosen}`**" in (out / "report.md").read_text()
+    status = runner.invoke(main, ["status", str(out)])
+    assert status.exit_code == 0, status.output
+    refit = runner.invoke(main, ["refit", str(out), "--device", "cpu"])
+    assert refit.exit_code == 0, refit.output
+    saved = json.loads((out / "model" / "config.json").read_text())
+    expected = 2 if Path(chosen).name == "small" else 4
+    assert saved["backbone_config"]["num_hidden_layers"] == expected  # the chosen backbone
+    # the comparison report survived the refit's report rewrite
+    assert f"**Backbone `{chosen}`**" in (out / "report.md").read_text()
