@@ -218,3 +218,52 @@ def test_a_lora_recommendation_refits_from_the_cache_into_a_pipeline_folder(
     predicted = [p["label"] for p in clf(test_texts)]
     accuracy = float(np.mean([p == y for p, y in zip(predicted, test_labels)]))
     assert accuracy == refit["test_score"]  # the merged export is the trained classifier
+
+
+def test_a_lora_adapter_saved_alone_rebuilds_the_encoder_with_peft(tiny_bert: Path,
+                                                                   tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    space = {"kind": "lora", "frozen_layers": 2, "lora_rank": 4, "lora_targets": "attention",
+             "lora_learning_rate": 5e-3, "head_learning_rate": 5e-3, "head": "linear",
+             "pooling": "mean", "epochs": 1, "batch_size": 8}
+    out = tmp_path / "out"
+    data = synthetic_texts(120)
+    autoft.search(data, model=str(tiny_bert), space=space, out=out, n_trials=1,
+                  seeds=1, curve_sizes=(), device="cpu", validation_size=40)
+    result = autoft.refit(out, device="cpu", adapter=True, data=data)
+    adapter = Path(result.path) / "adapter"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["base_model_name_or_path"] == str(tiny_bert)
+    assert sorted({t.split(".")[2] for t in config["target_modules"]}) == ["2", "3"]
+    # peft rebuilds the fine-tuned encoder from the backbone and the adapter alone
+    encoder = PeftModel.from_pretrained(AutoModel.from_pretrained(tiny_bert), adapter).eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(result.path).eval()
+    ids = torch.tensor([[2, 7, 8, 9, 10, 3]])
+    with torch.no_grad():
+        want = merged.encoder(input_ids=ids).last_hidden_state
+        got = encoder(input_ids=ids).last_hidden_state
+    assert torch.allclose(got, want, atol=1e-5)
+    base = AutoModel.from_pretrained(tiny_bert).eval()
+    with torch.no_grad():
+        assert not torch.allclose(base(input_ids=ids).last_hidden_state, want, atol=1e-4)
+    head = load_file(adapter / "autoft_head.safetensors")
+    assert head and all(torch.equal(head[k], v) for k, v in
+                        merged.head.state_dict().items() if k in head)
+    assert json.loads((adapter / "autoft_head.json").read_text())["strategy"]["kind"] == "lora"
+
+
+def test_adapter_export_refused_for_a_kind_without_adapters(tiny_bert: Path,
+                                                            tmp_path: Path) -> None:
+    space = {"frozen_layers": 2, "learning_rate": 5e-3, "head_learning_rate": 5e-3,
+             "epochs": 1, "batch_size": 16}
+    out = tmp_path / "out"
+    data = synthetic_texts(80)
+    autoft.search(data, model=str(tiny_bert), space=space, out=out, n_trials=1,
+                  seeds=1, curve_sizes=(), device="cpu", validation_size=20)
+    with pytest.raises(autoft.AutoftError, match="trains no adapter to save alone"):
+        autoft.refit(out, device="cpu", adapter=True, data=data)
+    assert not (out / "model").exists()  # refused before training or saving

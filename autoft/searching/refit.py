@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autoft.analysis import recommend_from_info
-from autoft.errors import AutoftError, StudyError
+from autoft.errors import AutoftError, StrategyError, StudyError
 from autoft.models.backbone import load_backbone
 from autoft.study import StudyAttr, load_study, trial_records
 from autoft.study.info import stored_info, task_from_study
@@ -116,6 +116,16 @@ def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_tas
     ])
 
 
+def hub_name(info: dict[str, Any]) -> str:
+    """The study's backbone as a name that loads elsewhere: a short name or the bundled default
+    becomes its hub id; a folder stays a folder."""
+    from autoft.models.backbone import DEFAULT_BACKBONE, SHORT_NAMES
+
+    name = str(info.get("backbone") or info.get("backbone_path"))
+    name = SHORT_NAMES.get(name.lower(), name)
+    return f"sentence-transformers/{DEFAULT_BACKBONE}" if name == DEFAULT_BACKBONE else name
+
+
 def _match_umask(folder: Path) -> None:
     """Give every file in ``folder`` the permissions a new file gets (some writers, such as
     safetensors, create theirs readable by the owner only)."""
@@ -140,6 +150,7 @@ def refit(
     cache: bool = True,
     progress: Callable[[int, int, float], None] | None = None,
     portable: bool = False,
+    adapter: bool = False,
 ) -> RefitResult:
     """Train the recommended strategy of a study and save it with ``save_pretrained``.
 
@@ -157,6 +168,9 @@ def refit(
         portable: Also copy the model's code into the folder (see
             :func:`autoft.models.hf_model.make_portable`), so it loads where autoft is not
             installed, with ``trust_remote_code=True``. Default False.
+        adapter: Also save a LoRA recommendation's adapters alone, in peft's format, to
+            ``SAVE_TO/adapter`` (see :meth:`autoft.strategies.lora.LoraStrategy.save_adapter`),
+            for serving many adapters on one backbone. Default False.
 
     Returns:
         A :class:`RefitResult`; it is also stored in the study (user attribute ``refit``), so the
@@ -164,6 +178,7 @@ def refit(
 
     Raises:
         StudyError: No study, or no trial that trained to the end.
+        StrategyError: ``adapter=True`` for a strategy without adapters (before training).
         DataError: The study's data cannot be found or differ from the study's.
     """
     study = load_study(out, study_name, storage)
@@ -174,6 +189,10 @@ def refit(
     if rec is None:
         raise StudyError("no trial of the study trained its strategy to the end, so there is "
                          "nothing to refit yet; resume the search with a larger budget")
+    if adapter:
+        problem = rec.strategy.adapter_problem(int(info["num_layers"]))
+        if problem is not None:
+            raise StrategyError(f"adapter=True: {problem}")
     if save_to is None:
         if out is None:
             raise AutoftError("give save_to= (where to save the model) with a storage URL")
@@ -227,6 +246,8 @@ def refit(
         test_view = kind.view([kind.details(test_enc.labels, outputs)], task.labels)
     from autoft.models.hf_model import make_portable, to_pretrained
 
+    if adapter:
+        strategy.save_adapter(model, target / "adapter", hub_name(info))
     hf = to_pretrained(strategy.export(model).cpu(),
                        kind.export_labels(task.labels, task.label_column),
                        strategy.to_dict(), task=task.task, max_length=max_length,

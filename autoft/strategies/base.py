@@ -40,6 +40,8 @@ from autoft.budget import plural
 from autoft.errors import StrategyError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
 
 #: The classifier a strategy is applied to (:class:`autoft.models.classifier.AutoftClassifier`).
@@ -486,3 +488,18 @@ class Strategy:
         """Prepare a trained classifier for saving as a plain Hugging Face model (e.g. merge
         adapters into the weights). Default: the model as it is."""
         return model
+
+    def adapter_problem(self, num_layers: int) -> str | None:
+        """Why this strategy has no adapter to save alone (None when it has one). Default: a
+        kind without adapters."""
+        return (f"a {self.kind} strategy trains no adapter to save alone (only LoRA does); "
+                "the model folder holds the whole fine-tuned model")
+
+    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str) -> Path:
+        """Save the trained adapter alone (before :meth:`export` merges it). Only kinds with
+        adapters implement it.
+
+        Raises:
+            StrategyError: The strategy has no adapter (:meth:`adapter_problem` says why).
+        """
+        raise StrategyError(str(self.adapter_problem(model.parts.num_layers)))

@@ -15,7 +15,7 @@ layers put back, so the saved folder is a plain Hugging Face model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from autoft.errors import StrategyError
 from autoft.strategies.base import (
@@ -25,6 +25,9 @@ from autoft.strategies.base import (
     Strategy,
     register_strategy_kind,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["LoraStrategy", "lora_target_modules", "merge_lora"]
 
@@ -201,6 +204,54 @@ class LoraStrategy(Strategy):
         if self.frozen_layers < model.parts.num_layers:
             merge_lora(model.encoder)
         return model
+
+    def adapter_problem(self, num_layers: int) -> str | None:
+        if self.frozen_layers >= num_layers:
+            return (f"this LoRA strategy freezes all {num_layers} blocks, so it has no adapters "
+                    "(a linear probe); the model folder holds it whole")
+        return None
+
+    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str) -> Path:
+        """Save the LoRA adapters alone, in peft's adapter format, before :meth:`export` merges
+        them: ``adapter_config.json`` and ``adapter_model.safetensors`` (keys as a
+        ``PeftModel`` saves them), so ``peft.PeftModel.from_pretrained(AutoModel.
+        from_pretrained(base_model), folder)`` rebuilds the fine-tuned encoder; autoft's head
+        (not a peft module) goes to ``autoft_head.safetensors`` with ``autoft_head.json``.
+
+        Args:
+            model: The trained classifier, adapters not merged yet.
+            folder: Where to save; created if missing.
+            base_model: The backbone's name or folder, written into the adapter config.
+
+        Returns:
+            The folder.
+
+        Raises:
+            StrategyError: No adapters (all blocks frozen).
+        """
+        import json
+        from pathlib import Path
+
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        problem = self.adapter_problem(model.parts.num_layers)
+        if problem is not None:
+            raise StrategyError(problem)
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        config = model.encoder.peft_config["default"]
+        config.base_model_name_or_path = base_model
+        config.save_pretrained(str(target))
+        state = get_peft_model_state_dict(model.encoder)
+        save_file({f"base_model.model.{k}": v.detach().cpu().contiguous()
+                   for k, v in state.items()}, str(target / "adapter_model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+                  str(target / "autoft_head.safetensors"))
+        (target / "autoft_head.json").write_text(json.dumps(
+            {"strategy": self.to_dict(), "pooling": self.pooling,
+             "pair_encoding": self.pair_encoding}, indent=2) + "\n")
+        return target
 
 
 def _number(value: Any) -> bool:
