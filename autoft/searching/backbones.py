@@ -5,9 +5,11 @@ database), because a backbone fixes the tokenizer, the number of blocks that ``f
 counts, the frozen-prefix cache and the cost of every trial; the cost model, learning curves,
 Pareto front and size x budget table of each are in its own report. The run:
 
-1. **Screening.** Every backbone's first trial: its space's first baseline, a linear probe trained
-   from the frozen-prefix cache (seconds; on 2,000 SST-2 rows MiniLM's probe scored about 0.80,
-   MPNet's 0.885 in 2 s from a warm cache, see issue 12).
+1. **Screening.** Every backbone's first trial: its space's cheapest baseline (most blocks
+   frozen), in the default and ``all`` spaces the linear probe trained from the frozen-prefix
+   cache (seconds; on 2,000 SST-2 rows MiniLM's probe scored about 0.80, MPNet's 0.885 in 2 s
+   from a warm cache, see issue 12). The ``peft`` space has no probe baseline: there the first
+   is a LoRA strategy, a slower and noisier screen.
 2. **Shares.** A backbone whose probe scored no better than another's *and* cost more is
    screened out (another is better and cheaper, the one rule that needs no model of the future).
    The time left is shared among the others by their probe's rank: half to the best, a quarter
@@ -272,7 +274,8 @@ def render_backbone_markdown(report: dict[str, Any]) -> str:
             f"| {r.get('seeds') or '-'}{'' if r.get('confirmed') else ' (unconfirmed)'} "
             f"| {_fmt(r.get('seconds'), 0)} |")
     lines += ["", "## How the budget was shared", "",
-              "Each backbone's first trial was its linear probe (the screening). A backbone whose "
+              "Each backbone's first trial (the space's cheapest baseline, the linear probe in "
+              "the default space) was its screening. A backbone whose "
               "probe scored no better than another's and cost more was screened out; the time "
               "left went half to the best probe's backbone, a quarter to the next, and so on, "
               "the best one searching last with all the time the others left.", ""]
