@@ -534,3 +534,22 @@ def test_fit_to_reserve_reseeds_fewer_strategies_then_fewer_seeds() -> None:
     assert fit_to_reserve(records, leader_only, num_layers=6, train_size=1000,
                           budget_seconds=10.0) is leader_only
     assert FollowupSettings.from_dict(leader_only.to_dict()) == leader_only
+
+
+def test_followups_are_kept_only_while_they_fit_together() -> None:
+    from autoft.searching.followups import estimate_seconds, fit_in_time
+
+    study = optuna.create_study(direction="maximize")
+    a = _add(study, 0, 1e-4, 0.84, 100.0)  # a re-seed of it: 100 s
+    b = _add(study, 6, 1e-3, 0.80, 10.0)  # a re-seed of it: 10 s
+    records = trial_records(study.get_trials())
+    plans = [({}, {"purpose": "reseed", "reseed_of": a, "followup_id": f"a{i}"}) for i in (1, 2)]
+    plans.append(({}, {"purpose": "reseed", "reseed_of": b, "followup_id": "b1"}))
+    assert estimate_seconds(records, plans, 1000) == pytest.approx(210.0)
+    # each alone fits in 150 s; together only the first 100 s one and the 10 s one do
+    # (110 and 121 s with the 1.1 margin); the second 100 s run is passed over
+    kept = fit_in_time(records, plans, 1000, 150.0)
+    assert [p[1]["followup_id"] for p in kept] == ["a1", "b1"]
+    assert [p[1]["followup_id"] for p in fit_in_time(records, plans, 1000, 300.0)] == [
+        "a1", "a2", "b1"]
+    assert fit_in_time(records, plans, 1000, 10.0) == []

@@ -45,7 +45,7 @@ from autoft.models.backbone import load_backbone
 from autoft.searching.followups import (
     FollowupSettings,
     enqueue_followups,
-    estimate_seconds,
+    fit_in_time,
     fit_to_reserve,
     followup_room,
     followups_due,
@@ -531,16 +531,16 @@ class SearchStopper:
                     records, plans, settings=settings, train_size=len(runner.train),
                     budget_seconds=runner.limits.seconds, deadline=runner.deadline,
                     n_trials=runner.limits.n_trials)
-            if state.followups_active and runner.deadline is not None:
-                # a follow-up that cannot finish in the time left would only be skipped
-                left = runner.deadline - time.monotonic()
-                plans = [p for p in plans if 1.1 * estimate_seconds(
-                    records, [p], len(runner.train)) <= left]
             reseeds = [p for p in plans if p[1].get(Attr.PURPOSE) == "reseed"]
             if reseeds:
                 # confirmation first: probes queued now would run before the re-seeds of a
                 # leader that the pending ones may still uncover (the queue is first in, first out)
                 plans = reseeds
+            if state.followups_active and runner.deadline is not None:
+                # follow-ups that cannot finish in the time left, together with those queued
+                # before them, would only wait or be skipped
+                plans = fit_in_time(records, plans, len(runner.train),
+                                    runner.deadline - time.monotonic())
             if state.followups_active and plans:
                 enqueue_followups(study, plans,
                                   followup_room(records, runner.limits.n_trials, len(plans)))
