@@ -170,3 +170,16 @@ def test_unknown_token_rate_of_text_the_backbone_cannot_read(tiny_bert: Path) ->
     assert unknown_token_rate(tokenizer, ["a good movie", "the plot was dull"]) == 0.0
     chinese = ["这部电影很好看", "情节很无聊"]
     assert unknown_token_rate(tokenizer, chinese) == 1.0
+
+
+def test_repeated_ratings_of_one_text_are_named_as_scores(caplog: pytest.LogCaptureFixture) -> None:
+    # regression: two ratings of one sentence pair differ by annotator noise, not a wrong class
+    texts = [f"train sentence {i}" for i in range(20)] + ["same words"] * 2
+    scores = [0.3 + 0.2 * i for i in range(20)] + [2.0, 2.5]
+    with caplog.at_level("WARNING", logger="autoft"):
+        task = load_task_data((texts, scores), validation_size=0.2, seed=0)
+    assert task.task == "regression"
+    assert ("1 distinct text(s) of the training data appear with different scores (at most 0.5 "
+            "apart, e.g. ['same words'])") in caplog.text
+    assert "below 1" not in caplog.text
+    assert task.checks["conflicting_label_spread"] == pytest.approx(0.5)

@@ -355,7 +355,17 @@ def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[
     conflicting = [k for k, labels in labels_of.items() if len(labels) > 1]
     checks["train_duplicate_rows"] = sum(c - 1 for c in repeated.values())
     checks["conflicting_label_texts"] = len(conflicting)
-    if conflicting:
+    numeric = bool(labels_of) and all(
+        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+        for labels in labels_of.values() for x in labels)
+    if conflicting and numeric:  # scores: repeated ratings of one text differ (annotator noise)
+        spread = max(max(labels_of[k]) - min(labels_of[k]) for k in conflicting)
+        checks["conflicting_label_spread"] = float(spread)
+        logger.warning(
+            "%d distinct text(s) of the training data appear with different scores (at most %.3g "
+            "apart, e.g. %s); a model gives one text one prediction, so its error on them cannot "
+            "reach 0", len(conflicting), spread, _examples(conflicting))
+    elif conflicting:
         logger.warning(
             "%d distinct text(s) of the training data appear with different labels (e.g. %s); a "
             "model cannot fit both, so the best reachable score is below 1", len(conflicting),
