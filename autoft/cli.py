@@ -145,31 +145,38 @@ def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: d
 def _write_reports(out_dir: Path, study_name: str | None, storage: str | None) -> dict[str, Path]:
     """Rewrite the report of OUT_DIR; for a multi-backbone search, every backbone's report and
     the comparison (whose paths are returned)."""
+    from autoft.errors import StudyError
     from autoft.report import write_report
     from autoft.searching.backbones import write_backbone_report
-    from autoft.study import BACKBONES_FILE, load_study
+    from autoft.study import BACKBONES_FILE, backbone_entry_dir, load_study
 
-    if storage is None and (out_dir / BACKBONES_FILE).is_file():
+    if (out_dir / BACKBONES_FILE).is_file():
         import json
 
         state = json.loads((out_dir / BACKBONES_FILE).read_text())
+        url = storage or state.get("storage")
         for entry in state.get("backbones", []):
-            folder = Path(entry["folder"])
-            write_report(load_study(None if state.get("storage") else folder,
-                                    entry.get("study_name"), state.get("storage")), folder)
-        return write_backbone_report(out_dir)
+            folder = backbone_entry_dir(out_dir, entry)
+            try:
+                study = load_study(None if url else folder, entry.get("study_name"), url)
+            except StudyError:  # not screened yet
+                continue
+            write_report(study, folder)
+        return write_backbone_report(out_dir, storage)
     return write_report(load_study(None if storage else out_dir, study_name, storage), out_dir)
 
 
 def _print_backbones(console: Any, out_dir: Path) -> None:
     import json
 
+    from autoft.budget import plural
+
     report = json.loads((out_dir / "report.json").read_text())
     for row in report["backbones"]:
         score = "-" if row.get("score") is None else f"{row['score']:.4f}"
         note = f"screened out ({row['screened_out']})" if row.get("screened_out") else (
             f"{row.get('description') or 'no strategy trained to the end'}: {score}"
-            f" ({row.get('seeds') or 0} runs)")
+            f" ({plural(int(row.get('seeds') or 0), 'run')})")
         console.print(f"  {row['name']}: {note}", highlight=False, markup=False, soft_wrap=True)
     chosen = report.get("chosen")
     console.print(f"[bold]Chosen backbone:[/] {chosen or 'none yet'}\nReport: "
@@ -349,7 +356,7 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
     console = Console(stderr=True)
     try:
         paths = _write_reports(out_dir, study_name, storage)
-        if storage is None and (out_dir / BACKBONES_FILE).is_file():
+        if (out_dir / BACKBONES_FILE).is_file():
             _print_backbones(console, out_dir)
         else:
             study = load_study(None if storage else out_dir, study_name, storage)

@@ -15,7 +15,10 @@ from autoft.searching.backbones import (
     backbone_slug,
     check_models,
     choose,
+    counted_trials,
     plan_shares,
+    screening_trial,
+    share_trials,
 )
 from autoft.study import load_study
 
@@ -51,6 +54,10 @@ def test_short_names_and_local_copies(tmp_path: Path, monkeypatch: pytest.Monkey
     copy = make_tiny_bert(tmp_path / "all-mpnet-base-v2")
     assert resolve_backbone("mpnet") == str(copy.resolve())
     assert resolve_backbone("sentence-transformers/all-mpnet-base-v2") == str(copy.resolve())
+    # another org's model of that name is not the copy; a copy by the whole id is
+    assert resolve_backbone("someone-else/all-mpnet-base-v2") == "someone-else/all-mpnet-base-v2"
+    other = make_tiny_bert(tmp_path / "someone-else--all-mpnet-base-v2")
+    assert resolve_backbone("someone-else/all-mpnet-base-v2") == str(other.resolve())
     # a folder named like a short name wins over the short name
     monkeypatch.chdir(tmp_path)
     make_tiny_bert(tmp_path / "mpnet")
@@ -69,6 +76,10 @@ def test_backbone_names_checked_before_anything_loads(tmp_path: Path) -> None:
         check_models(["minilm", str(tmp_path / "empty")])
     with pytest.raises(BackboneError, match="each backbone must be"):
         check_models(["minilm", 3])
+    with pytest.raises(BackboneError, match="no such folder '/no/such/model'"):
+        check_models(["minilm", "/no/such/model"])
+    with pytest.raises(BackboneError, match="cannot load backbone 'someorg/no-such-model'"):
+        check_models(["minilm", "someorg/no-such-model"])  # offline: before any screening
     with pytest.raises(BackboneError, match=r"model=\[\]"):
         autoft.search(synthetic_texts(40), model=[], out=tmp_path / "out", n_trials=2)
     with pytest.raises(BudgetError, match="n_trials=3 cannot search 2 backbones"):
@@ -88,6 +99,15 @@ def test_shares_follow_the_probe_ranks_and_drop_a_dominated_backbone() -> None:
     assert plan["c"]["share"] == 0 and "a's probe scored as well or better" in plan["c"][
         "screened_out"]
     assert plan["d"]["share"] == 0 and plan["d"]["screened_out"] == "its probe did not finish"
+    # probes of a few seconds: timing noise does not screen one out
+    close = {p["name"]: p for p in plan_shares(
+        [{"name": "a", "score": 0.8, "seconds": 0.14}, {"name": "b", "score": 0.7,
+                                                        "seconds": 0.21}], "maximize")}
+    assert close["b"]["screened_out"] is None and close["b"]["share"] == pytest.approx(1 / 3)
+    # no probe finished: the shares are equal, whatever the list order
+    none = plan_shares([{"name": "a", "score": None, "seconds": None},
+                        {"name": "b", "score": None, "seconds": None}], "maximize")
+    assert [p["share"] for p in none] == [0.5, 0.5]
     # an error metric: lower is better
     low = {p["name"]: p for p in plan_shares(
         [{"name": "a", "score": 0.5, "seconds": 9.0}, {"name": "b", "score": 0.7, "seconds": 1.0}],
@@ -115,7 +135,8 @@ def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: P
     names = {e["name"] for e in state["backbones"]}
     assert names == {str(small), str(big)}
     for entry in state["backbones"]:  # each backbone's probe was its first trial
-        study = load_study(entry["folder"])
+        assert entry["folder"] == f"backbones/{Path(entry['name']).name}"  # relative to OUT
+        study = load_study(tmp_path / entry["folder"])
         first = study.trials[0]
         assert first.user_attrs["baseline"] and first.params["frozen_layers"] in (2, 4)
         assert entry["screen_score"] == pytest.approx(first.value)
@@ -138,6 +159,16 @@ def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: P
     # `autoft refit OUT` / `load_study(OUT)` follow the choice
     assert load_study(tmp_path).study_name == "autoft"
     assert Path(chosen["folder"]).name == Path(result.backbone_).name
+    # a one-backbone search into this folder is refused, and the other way round
+    with pytest.raises(autoft.AutoftError, match="holds a multi-backbone search"):
+        autoft.search(synthetic_texts(160), model=str(small), space=SPACE, out=tmp_path,
+                      n_trials=1, device="cpu", validation_size=40)
+    single = tmp_path / "single"
+    autoft.search(synthetic_texts(160), model=str(small), space=SPACE, out=single, n_trials=1,
+                  device="cpu", validation_size=40, seeds=1, curve_sizes=())
+    with pytest.raises(autoft.AutoftError, match="holds the study of a one-backbone search"):
+        autoft.search(synthetic_texts(160), model=[str(small), str(big)], space=SPACE,
+                      out=single, n_trials=4, device="cpu", validation_size=40)
 
 
 def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Path, Path],
@@ -178,3 +209,30 @@ def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Pa
     assert saved["backbone_config"]["num_hidden_layers"] == expected  # the chosen backbone
     # the comparison report survived the refit's report rewrite
     assert f"**Backbone `{chosen}`**" in (out / "report.md").read_text()
+
+
+def test_screening_trial_trial_counts_and_trial_shares() -> None:
+    trials = {"number": [0, 1, 2, 3], "status": ["interrupted", "complete", "complete", "skipped"],
+              "baseline": [True, True, False, False], "score": [None, 0.7, 0.9, None],
+              "seconds": [3.0, 12.0, 5.0, None], "cache_seconds": [0.0, 10.0, 0.0, 0.0]}
+    # the first baseline that finished; its seconds without the cache fill
+    assert screening_trial(trials) == {"number": 1, "score": 0.7, "seconds": 2.0}
+    assert screening_trial({**trials, "status": ["interrupted", "pruned", "complete",
+                                                 "skipped"]}) is None
+    assert counted_trials(trials) == 2  # interrupted and skipped trials do not count
+    assert share_trials(3, [("c", 1 / 7), ("b", 2 / 7), ("a", 4 / 7)]) == {"c": 1, "b": 1, "a": 1}
+    assert sum(share_trials(10, [("c", 1 / 7), ("b", 2 / 7), ("a", 4 / 7)]).values()) == 10
+    assert share_trials(0, [("b", 0.5), ("a", 0.5)]) == {"b": 0, "a": 0}
+
+
+def test_a_rerun_resumes_without_growing_past_n_trials(two_backbones: tuple[Path, Path],
+                                                        tmp_path: Path) -> None:
+    small, big = two_backbones
+    args = {"model": [str(small), str(big)], "space": SPACE, "out": tmp_path, "n_trials": 6,
+            "device": "cpu", "validation_size": 40, "seeds": 1, "curve_sizes": ()}
+    first = autoft.search(synthetic_texts(160), **args)
+    counts = {n: counted_trials(r.trials_) for n, r in first.results_.items()}
+    assert sum(counts.values()) == 6
+    again = autoft.search(synthetic_texts(160), **args)
+    assert {n: counted_trials(r.trials_) for n, r in again.results_.items()} == counts
+    assert again.backbone_ == first.backbone_

@@ -253,7 +253,9 @@ def test_a_lora_adapter_saved_alone_rebuilds_the_encoder_with_peft(tiny_bert: Pa
     head = load_file(adapter / "autoft_head.safetensors")
     assert head and all(torch.equal(head[k], v) for k, v in
                         merged.head.state_dict().items() if k in head)
-    assert json.loads((adapter / "autoft_head.json").read_text())["strategy"]["kind"] == "lora"
+    described = json.loads((adapter / "autoft_head.json").read_text())
+    assert described["strategy"]["kind"] == "lora" and described["task"] == "classification"
+    assert described["output_transform"] == [1.0, 0.0] and described["max_length"] == 64
 
 
 def test_adapter_export_refused_for_a_kind_without_adapters(tiny_bert: Path,

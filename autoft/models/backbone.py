@@ -83,8 +83,8 @@ def default_backbone_path() -> Path:
 
 def models_dir() -> Path:
     """Folder of local backbone copies: ``$AUTOFT_MODELS_DIR``, else
-    ``$XDG_CACHE_HOME/autoft/models``, else ``~/.cache/autoft/models``. A hub id whose last part
-    names a model folder here (``sentence-transformers/all-mpnet-base-v2`` ->
+    ``$XDG_CACHE_HOME/autoft/models``, else ``~/.cache/autoft/models``. A hub id with a copy here
+    named ``org--name`` (or, for the ids of :data:`SHORT_NAMES`, ``name``:
     ``all-mpnet-base-v2/``) is read from it, without the hub."""
     if os.environ.get("AUTOFT_MODELS_DIR"):
         return Path(os.environ["AUTOFT_MODELS_DIR"]).expanduser()
@@ -123,9 +123,15 @@ def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
         return str(path.resolve())
     name = str(model)
     if "/" in name and not name.startswith((".", "/", "~")):
-        copy = models_dir() / name.rsplit("/", 1)[-1]
-        if (copy / "config.json").is_file():
-            return str(copy.resolve())
+        # a copy named by the whole id (org--name); by the last part only for the ids of the
+        # short names (benchmarks/fetch_mpnet.py writes all-mpnet-base-v2/), so another org's
+        # model of the same name never resolves to it
+        copies = [models_dir() / name.replace("/", "--")]
+        if name in SHORT_NAMES.values():
+            copies.append(models_dir() / name.rsplit("/", 1)[-1])
+        for copy in copies:
+            if (copy / "config.json").is_file():
+                return str(copy.resolve())
     return name
 
 

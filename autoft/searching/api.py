@@ -33,7 +33,7 @@ from autoft._version import __version__
 from autoft.analysis import Recommendation, recommend_from_info
 from autoft.budget import Budget, plural
 from autoft.data import TaskData, load_task_data
-from autoft.errors import BackboneError, TrialError
+from autoft.errors import BackboneError, StudyError, TrialError
 from autoft.models.adapter import adapter_for, combine_digests
 from autoft.models.backbone import (
     UNKNOWN_TOKEN_WARNING,
@@ -59,6 +59,7 @@ from autoft.searching.workers import record_run, run_id, run_local_workers
 from autoft.strategies import Strategy
 from autoft.strategies.apply import count_parameters
 from autoft.study import (
+    BACKBONES_FILE,
     STUDY_NAME,
     StudyAttr,
     describe_storage,
@@ -419,6 +420,9 @@ def search(
     if callbacks and workers > 1:
         logger.warning("callbacks= are ignored with workers=%d", workers)
     out_dir = Path(out)
+    if storage is None and (out_dir / BACKBONES_FILE).is_file():
+        raise StudyError(f"{str(out_dir)!r} holds a multi-backbone search; give a one-backbone "
+                         "search another --out folder, or repeat --model to resume it")
     lock = lock_folder(out_dir) if storage is None else nullcontext()
     with lock:
         store = open_storage(out_dir, storage, workers)

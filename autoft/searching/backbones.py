@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from autoft.budget import Budget, format_duration
-from autoft.errors import BackboneError, BudgetError
+from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
-from autoft.study.status import BACKBONES_FILE
+from autoft.study.status import BACKBONES_FILE, backbone_entry_dir
+from autoft.study.storage import STUDY_DB, STUDY_JOURNAL, hide_password
 
 __all__ = [
     "BACKBONES_FILE",
@@ -81,7 +82,20 @@ def check_models(models: Sequence[Any]) -> list[str]:
             raise BackboneError(f"model={list(models)!r}: each backbone must be a folder path, a "
                                 "hub id or a short name (minilm, mpnet)")
         names.append(str(item))
+    for name in names:
+        if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
+            raise BackboneError(f"model=: no such folder {name!r}")
     resolved = [resolve_backbone(n) for n in names]
+    for name, where in zip(names, resolved):  # the config only: no weights load here
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(where, local_files_only=Path(where).exists())
+        except (OSError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackboneError(
+                f"cannot load backbone {name!r} ({where}): {first}; without internet give a "
+                "local folder or a short name whose copy is in the models folder") from None
     seen: dict[str, str] = {}
     for name, where in zip(names, resolved):
         if where in seen:
@@ -97,12 +111,21 @@ def check_models(models: Sequence[Any]) -> list[str]:
     return names
 
 
+#: A backbone is screened out only when another's probe scored as well and cost less than
+#: ``(seconds - DOMINANCE_SECONDS) / DOMINANCE_FACTOR``: timing noise must not decide it.
+DOMINANCE_FACTOR = 1.5
+DOMINANCE_SECONDS = 1.0
+
+
 def plan_shares(screen: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
     """Share the time left among screened backbones (module docstring, step 2).
 
     Args:
         screen: One dict per backbone with ``name``, ``score`` (the probe's validation score,
-            None when it did not finish) and ``seconds`` (its wall-clock seconds).
+            None when it did not finish) and ``seconds`` (its training and evaluation seconds,
+            without the prefix-cache fill, which a warm cache skips). A backbone is screened out
+            only when another scored as well and cost less than ``1 / DOMINANCE_FACTOR`` of it
+            minus ``DOMINANCE_SECONDS`` (probes of a few seconds differ by timing noise).
         direction: ``"maximize"`` or ``"minimize"``.
 
     Returns:
@@ -116,8 +139,10 @@ def plan_shares(screen: list[dict[str, Any]], direction: str) -> list[dict[str, 
     scored.sort(key=lambda r: (-sign * float(r["score"]), float(r.get("seconds") or 0.0)))
     for rank, row in enumerate(scored):
         row["rank"], row["screened_out"] = rank, None
-        better = [o for o in scored[:rank]
-                  if float(o.get("seconds") or 0.0) < float(row.get("seconds") or 0.0)]
+        cost = float(row.get("seconds") or 0.0)
+        better = [o for o in scored[:rank]  # cheaper by a margin timing noise does not reach
+                  if float(o.get("seconds") or 0.0) * DOMINANCE_FACTOR + DOMINANCE_SECONDS
+                  < cost]
         if better:
             cheapest = min(better, key=lambda o: float(o.get("seconds") or 0.0))
             row["screened_out"] = (f"{cheapest['name']}'s probe scored as well or better and "
@@ -126,15 +151,62 @@ def plan_shares(screen: list[dict[str, Any]], direction: str) -> list[dict[str, 
         if row.get("score") is None:
             row["rank"], row["screened_out"] = len(scored), "its probe did not finish"
     kept = [r for r in scored if r["screened_out"] is None]
-    if not kept:  # nothing screened: share alike (every search is its own evidence)
-        kept = rows
+    if kept:
+        weights = {r["name"]: 2.0 ** -i for i, r in enumerate(kept)}
+    else:  # nothing screened: share alike (every search is its own evidence)
         for row in rows:
             row["screened_out"] = None
-    weights = {r["name"]: 2.0 ** -i for i, r in enumerate(kept)}
+        weights = {r["name"]: 1.0 for r in rows}
     total = sum(weights.values())
     for row in rows:
         row["share"] = weights.get(row["name"], 0.0) / total
     return sorted(rows, key=lambda r: (r["share"], -r["rank"]))
+
+
+#: Trial statuses that count toward ``n_trials`` (as in :class:`autoft.budget.Budget`).
+_COUNTED = ("complete", "pruned", "budget", "diverged", "failed")
+
+
+def counted_trials(trials: dict[str, list[Any]]) -> int:
+    """Trials of a study's ``trials_`` columns that count toward ``n_trials``."""
+    return sum(s in _COUNTED for s in trials.get("status", []))
+
+
+def screening_trial(trials: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """The screening of one backbone: its first baseline that trained to the end (the space's
+    cheapest, run first), as ``{"number", "score", "seconds"}``; the seconds leave out the
+    prefix-cache fill (a warm cache skips it). None when no baseline finished."""
+    columns = trials.get("number", [])
+    for i in sorted(range(len(columns)), key=lambda i: columns[i]):
+        if trials["status"][i] == "complete" and trials.get("baseline", [False] * len(columns))[i]:
+            seconds = float(trials["seconds"][i] or 0.0) - float(
+                (trials.get("cache_seconds") or [0.0] * len(columns))[i] or 0.0)
+            return {"number": columns[i], "score": trials["score"][i],
+                    "seconds": round(max(seconds, 0.0), 3)}
+    return None
+
+
+def share_trials(total: int, shares: list[tuple[str, float]]) -> dict[str, int]:
+    """Split ``total`` trials by ``shares`` (largest remainder), at least 1 each when there are
+    enough, the last (best-screened) taking what rounding leaves."""
+    if not shares:
+        return {}
+    weight = sum(w for _, w in shares) or 1.0
+    exact = {n: total * w / weight for n, w in shares}
+    counts = {n: int(v) for n, v in exact.items()}
+    for n, _ in sorted(exact.items(), key=lambda kv: kv[1] - int(kv[1]), reverse=True)[
+            :total - sum(counts.values())]:
+        counts[n] += 1
+    for n, _ in shares[:-1]:  # one more trial each, taken from the last, when it can spare it
+        if counts[n] == 0 and counts[shares[-1][0]] > 1:
+            counts[n], counts[shares[-1][0]] = 1, counts[shares[-1][0]] - 1
+    return counts
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def _better(a: dict[str, Any], b: dict[str, Any], sign: float) -> bool:
@@ -178,10 +250,15 @@ def _summary(name: str, folder: Path, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_backbone_report(out: str | Path) -> dict[str, Path]:
+def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[str, Path]:
     """(Re)write ``OUT/report.md`` and ``OUT/report.json`` of a multi-backbone search from
     ``OUT/backbones.json`` and each backbone's study, and update the choice in
     ``backbones.json``.
+
+    Args:
+        out: The search's output folder.
+        storage: The studies' database URL when they are in one (``backbones.json`` keeps it
+            with the password hidden); None for the stored one, or the folders.
 
     Returns:
         The written paths by kind (``"markdown"``, ``"json"``).
@@ -189,7 +266,6 @@ def write_backbone_report(out: str | Path) -> dict[str, Path]:
     Raises:
         StudyError: ``OUT`` holds no multi-backbone search, or a backbone's study is missing.
     """
-    from autoft.errors import StudyError
     from autoft.report import build_report
     from autoft.study import load_study
 
@@ -198,22 +274,26 @@ def write_backbone_report(out: str | Path) -> dict[str, Path]:
     if not state_path.is_file():
         raise StudyError(f"{str(out)!r} holds no {BACKBONES_FILE}: not a multi-backbone search")
     state = json.loads(state_path.read_text())
+    storage = storage or state.get("storage")
     rows = []
     for entry in state["backbones"]:
-        folder = Path(entry["folder"])
-        storage = state.get("storage")
-        study = load_study(None if storage else folder, entry.get("study_name"), storage)
-        row = {**entry, **_summary(entry["name"], folder, build_report(study))}
+        folder = backbone_entry_dir(out, entry)
+        try:
+            study = load_study(None if storage else folder, entry.get("study_name"), storage)
+        except StudyError:  # not screened yet (an interrupted first run)
+            rows.append({**entry, "score": None, "confirmed": False})
+            continue
+        row = {**entry, **_summary(entry["name"], folder, build_report(study)),
+               "folder": entry["folder"]}
         rows.append(row)
     direction = state.get("direction", "maximize")
     best = choose(rows, direction)
     state["chosen"] = None if best is None else best["name"]
     state["backbones"] = [{k: r[k] for k in ("name", "folder", "study_name", "screen_score",
                                              "screen_seconds", "rank", "share", "screened_out",
-                                             "budget_seconds") if k in r} for r in rows]
-    tmp = state_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(state_path)
+                                             "budget_seconds", "trials_allowed") if k in r}
+                          for r in rows]
+    _write_state(state_path, state)
     report = {"metric": state.get("metric"), "direction": direction,
               "budget_seconds": state.get("budget_seconds"), "chosen": state["chosen"],
               "backbones": rows}
@@ -271,7 +351,8 @@ def render_backbone_markdown(report: dict[str, Any]) -> str:
             f"| {_fmt(r.get('screen_score'))} | {_fmt(r.get('screen_seconds'), 0)} | {share} "
             f"| {trials or '-'} | {', '.join(r.get('kinds_tried') or []) or '-'} "
             f"| {r.get('description') or '-'} | {_fmt(r.get('score'))} "
-            f"| {r.get('seeds') or '-'}{'' if r.get('confirmed') else ' (unconfirmed)'} "
+            f"| {r.get('seeds') or '-'}"
+            f"{'' if r.get('confirmed') or r.get('score') is None else ' (unconfirmed)'} "
             f"| {_fmt(r.get('seconds'), 0)} |")
     lines += ["", "## How the budget was shared", "",
               "Each backbone's first trial (the space's cheapest baseline, the linear probe in "
@@ -364,6 +445,9 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
         raise BudgetError(f"n_trials={limits.n_trials} cannot search {len(names)} backbones: "
                           f"give at least {2 * len(names)} (a probe and one more trial each)")
     out = Path(out)
+    if storage is None and any((out / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+        raise StudyError(f"{str(out)!r} holds the study of a one-backbone search; give a "
+                         "multi-backbone search another --out folder")
     out.mkdir(parents=True, exist_ok=True)
     deadline = None if limits.seconds is None else start + limits.seconds
 
@@ -376,65 +460,87 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
                       study_name=f"{study_name}-{slug}" if storage else study_name,
                       **kwargs, **extra)
 
+    state_path = out / BACKBONES_FILE
+    earlier = json.loads(state_path.read_text()) if state_path.is_file() else {}
     screen, results = [], {}
-    for name in names:
-        logger.info("screening backbone %s: its linear probe", name)
-        result = run(name, n_trials=1, budget=left())
+    for i, name in enumerate(names):
+        logger.info("screening backbone %s (%d of %d): its cheapest baseline", name, i + 1,
+                    len(names))
+        # each screening may use its part of the time left, so one slow probe cannot starve
+        # the others of their screening
+        cap = None if left() is None else max(1.0, float(left() or 0.0) / (len(names) - i))
+        result = run(name, n_trials=1, budget=cap)
+        probe = screening_trial(result.trials_)
+        if probe is None and counted_trials(result.trials_) > 0:  # resumed: screen again
+            result = run(name, n_trials=counted_trials(result.trials_) + 1, budget=cap)
+            probe = screening_trial(result.trials_)
         results[name] = result
-        rows = result.trials_
-        first = 0 if 0 in rows.get("number", []) else None
-        score = seconds = None
-        if first is not None:
-            i = rows["number"].index(first)
-            if rows["status"][i] == "complete":
-                score, seconds = rows["score"][i], rows["seconds"][i]
-        screen.append({"name": name, "score": score, "seconds": seconds})
+        screen.append({"name": name, **(probe or {"score": None, "seconds": None})})
     direction = next(iter(results.values())).study_.direction.name.lower()
     plan = plan_shares(screen, direction)
     time_left = left()
-    trials_left = None if limits.n_trials is None else limits.n_trials - len(names)
     state = {"metric": next(iter(results.values())).study_.user_attrs.get("autoft", {}).get(
                  "metric"),
              "direction": direction, "budget_seconds": limits.seconds, "n_trials": limits.n_trials,
-             "storage": storage, "chosen": None,
+             "storage": None if storage is None else hide_password(storage),
+             "chosen": earlier.get("chosen"),
              "backbones": [{"name": p["name"],
-                            "folder": str(out / "backbones" / backbone_slug(p["name"])),
+                            "folder": f"backbones/{backbone_slug(p['name'])}",
                             "study_name": (f"{study_name}-{backbone_slug(p['name'])}"
                                            if storage else None),
                             "screen_score": p["score"], "screen_seconds": p["seconds"],
                             "rank": p["rank"], "share": round(p["share"], 4),
-                            "screened_out": p["screened_out"], "budget_seconds": None}
+                            "screened_out": p["screened_out"], "budget_seconds": None,
+                            "trials_allowed": None}
                            for p in plan]}
-    (out / BACKBONES_FILE).write_text(json.dumps(state, indent=2) + "\n")
     active = [p for p in plan if p["share"] > 0]
-    for i, p in enumerate(active):
-        last = i == len(active) - 1
-        extra: dict[str, Any] = {}
-        if time_left is not None:
-            extra["budget"] = left() if last else max(1.0, p["share"] * time_left)
-            if left() is not None and left() <= 1.0:
-                break
-        if trials_left is not None:
-            done = len([n for n in results[p["name"]].trials_.get("number", [])])
-            extra["n_trials"] = done + max(1, round(p["share"] * trials_left))
-        entry = next(e for e in state["backbones"] if e["name"] == p["name"])
-        entry["budget_seconds"] = extra.get("budget")
-        (out / BACKBONES_FILE).write_text(json.dumps(state, indent=2) + "\n")
-        logger.info("searching backbone %s (%s)", p["name"],
-                    "all the time left" if last else f"{100 * p['share']:.0f}% of the time left")
-        results[p["name"]] = run(p["name"], **extra)
-    paths = write_backbone_report(out)
+    allowed: dict[str, int] = {}
+    if limits.n_trials is not None:
+        done = {n: counted_trials(r.trials_) for n, r in results.items()}
+        allowed = share_trials(max(0, limits.n_trials - sum(done.values())),
+                               [(p["name"], p["share"]) for p in active])
+        allowed = {n: done[n] + k for n, k in allowed.items()}
+    for entry in state["backbones"]:
+        entry["trials_allowed"] = allowed.get(entry["name"])
+    _write_state(state_path, state)
+    try:
+        for i, p in enumerate(active):
+            last = i == len(active) - 1
+            extra: dict[str, Any] = {}
+            if time_left is not None:
+                if float(left() or 0.0) <= 1.0:
+                    break
+                extra["budget"] = left() if last else max(1.0, p["share"] * time_left)
+            if allowed:
+                if allowed[p["name"]] <= counted_trials(results[p["name"]].trials_):
+                    continue
+                extra["n_trials"] = allowed[p["name"]]
+            entry = next(e for e in state["backbones"] if e["name"] == p["name"])
+            entry["budget_seconds"] = extra.get("budget")
+            _write_state(state_path, state)
+            logger.info("searching backbone %s (%s)", p["name"],
+                        "all the time left" if last and time_left is not None else
+                        f"{100 * p['share']:.0f}% of the " + (
+                            "time left" if time_left is not None else "trials left"))
+            results[p["name"]] = run(p["name"], **extra)
+    finally:  # an interrupted run keeps a report and the last choice
+        paths = write_backbone_report(out, storage)
     report = json.loads(paths["json"].read_text())
     chosen = report["chosen"]
     if chosen is not None:
         logger.info("chosen backbone: %s", chosen)
     if refit and chosen is not None:
+        from autoft.report import write_report
         from autoft.searching.refit import refit as refit_study
+        from autoft.study import load_study
 
         folder = out / "backbones" / backbone_slug(chosen)
-        refit_study(None if storage else folder, storage=storage,
-                    study_name=f"{study_name}-{backbone_slug(chosen)}" if storage else None,
+        name = f"{study_name}-{backbone_slug(chosen)}" if storage else None
+        refit_study(None if storage else folder, storage=storage, study_name=name,
                     save_to=out / "model", data=data, validation=kwargs.get("validation"),
                     test=kwargs.get("test"), device=kwargs.get("device", "auto"))
+        write_report(load_study(None if storage else folder, name, storage), folder)
+        paths = write_backbone_report(out, storage)
+        report = json.loads(paths["json"].read_text())
     return BackboneSearchResult(out, results, chosen, report["backbones"], paths)
 

@@ -123,7 +123,12 @@ def hub_name(info: dict[str, Any]) -> str:
 
     name = str(info.get("backbone") or info.get("backbone_path"))
     name = SHORT_NAMES.get(name.lower(), name)
-    return f"sentence-transformers/{DEFAULT_BACKBONE}" if name == DEFAULT_BACKBONE else name
+    if name == DEFAULT_BACKBONE:
+        return f"sentence-transformers/{DEFAULT_BACKBONE}"
+    path = info.get("backbone_path")
+    if path and (name.startswith((".", "/", "~")) or Path(name).expanduser().is_dir()):
+        return str(Path(str(path)).resolve())  # a local folder: absolute, so it loads anywhere
+    return name
 
 
 def _match_umask(folder: Path) -> None:
@@ -247,7 +252,11 @@ def refit(
     from autoft.models.hf_model import make_portable, to_pretrained
 
     if adapter:
-        strategy.save_adapter(model, target / "adapter", hub_name(info))
+        strategy.save_adapter(model, target / "adapter", hub_name(info), extra={
+            "task": task.task, "max_length": max_length,
+            "labels": kind.export_labels(task.labels, task.label_column),
+            # a regression head predicts standardised scores: output * scale + shift
+            "output_transform": kind.output_transform()})
     hf = to_pretrained(strategy.export(model).cpu(),
                        kind.export_labels(task.labels, task.label_column),
                        strategy.to_dict(), task=task.task, max_length=max_length,

@@ -495,7 +495,8 @@ class Strategy:
         return (f"a {self.kind} strategy trains no adapter to save alone (only LoRA does); "
                 "the model folder holds the whole fine-tuned model")
 
-    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str) -> Path:
+    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str,
+                     extra: dict[str, Any] | None = None) -> Path:
         """Save the trained adapter alone (before :meth:`export` merges it). Only kinds with
         adapters implement it.
 

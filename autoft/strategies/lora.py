@@ -211,7 +211,8 @@ class LoraStrategy(Strategy):
                     "(a linear probe); the model folder holds it whole")
         return None
 
-    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str) -> Path:
+    def save_adapter(self, model: AutoftClassifier, folder: str | Path, base_model: str,
+                     extra: dict[str, Any] | None = None) -> Path:
         """Save the LoRA adapters alone, in peft's adapter format, before :meth:`export` merges
         them: ``adapter_config.json`` and ``adapter_model.safetensors`` (keys as a
         ``PeftModel`` saves them), so ``peft.PeftModel.from_pretrained(AutoModel.
@@ -222,6 +223,8 @@ class LoraStrategy(Strategy):
             model: The trained classifier, adapters not merged yet.
             folder: Where to save; created if missing.
             base_model: The backbone's name or folder, written into the adapter config.
+            extra: More of the model's description for ``autoft_head.json`` (labels, task,
+                max_length, the output transform of a regression head). Default none.
 
         Returns:
             The folder.
@@ -250,7 +253,8 @@ class LoraStrategy(Strategy):
                   str(target / "autoft_head.safetensors"))
         (target / "autoft_head.json").write_text(json.dumps(
             {"strategy": self.to_dict(), "pooling": self.pooling,
-             "pair_encoding": self.pair_encoding}, indent=2) + "\n")
+             "pair_encoding": self.pair_encoding, **(extra or {})}, indent=2,
+            default=str) + "\n")
         return target
 
 

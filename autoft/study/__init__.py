@@ -15,6 +15,7 @@ from autoft.study.records import (
 from autoft.study.status import (
     BACKBONES_FILE,
     STUDY_NAME,
+    backbone_entry_dir,
     chosen_backbone_dir,
     load_study,
     study_runs,
@@ -42,6 +43,7 @@ __all__ = [
     "STUDY_DB",
     "STUDY_JOURNAL",
     "STUDY_NAME",
+    "backbone_entry_dir",
     "chosen_backbone_dir",
     "Attr",
     "Heartbeat",

@@ -20,8 +20,8 @@ from autoft.study.storage import (
     open_storage,
 )
 
-__all__ = ["BACKBONES_FILE", "STUDY_NAME", "chosen_backbone_dir", "load_study", "study_runs",
-           "study_status"]
+__all__ = ["BACKBONES_FILE", "STUDY_NAME", "backbone_entry_dir", "chosen_backbone_dir",
+           "load_study", "study_runs", "study_status"]
 
 #: Default study name.
 STUDY_NAME = "autoft"
@@ -32,9 +32,14 @@ STUDY_NAME = "autoft"
 BACKBONES_FILE = "backbones.json"
 
 
-def chosen_backbone_dir(out_dir: str | Path) -> Path | None:
-    """The chosen backbone's study folder when ``out_dir`` holds a multi-backbone search, else
-    None (also when no backbone has been chosen yet)."""
+def backbone_entry_dir(out_dir: str | Path, entry: dict[str, Any]) -> Path:
+    """A backbone's study folder of a multi-backbone search: ``entry["folder"]``, relative to
+    ``out_dir`` (so the folder can move)."""
+    folder = Path(entry["folder"])
+    return folder if folder.is_absolute() else Path(out_dir) / folder
+
+
+def _chosen_entry(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     state_path = Path(out_dir) / BACKBONES_FILE
     if not state_path.is_file():
         return None
@@ -44,7 +49,14 @@ def chosen_backbone_dir(out_dir: str | Path) -> Path | None:
         raise StudyError(f"cannot read {str(state_path)!r}: {exc}") from None
     chosen = state.get("chosen")
     entry = next((e for e in state.get("backbones", []) if e.get("name") == chosen), None)
-    return None if entry is None else Path(entry["folder"])
+    return None if entry is None else (state, entry)
+
+
+def chosen_backbone_dir(out_dir: str | Path) -> Path | None:
+    """The chosen backbone's study folder when ``out_dir`` holds a multi-backbone search, else
+    None (also when no backbone has been chosen yet)."""
+    found = _chosen_entry(out_dir)
+    return None if found is None else backbone_entry_dir(out_dir, found[1])
 
 
 def load_study(
@@ -63,9 +75,16 @@ def load_study(
     """
     if storage is None and out_dir is not None and not any(
             (Path(out_dir) / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
-        chosen = chosen_backbone_dir(out_dir)
-        if chosen is not None:
-            out_dir = chosen
+        found = _chosen_entry(out_dir)
+        if found is not None:
+            state, entry = found
+            if state.get("storage"):  # the studies are in a database: its URL is needed
+                if "***" in str(state["storage"]):
+                    raise StudyError(f"{str(out_dir)!r} holds a multi-backbone search kept in "
+                                     f"{state['storage']}; give --storage URL --study "
+                                     f"{entry.get('study_name')}")
+                storage, study_name = state["storage"], entry.get("study_name")
+            out_dir = backbone_entry_dir(out_dir, entry)
         elif (Path(out_dir) / BACKBONES_FILE).is_file():
             raise StudyError(f"{str(out_dir)!r} holds a multi-backbone search that has not chosen "
                              "a backbone yet; open one of its backbones/ folders")
