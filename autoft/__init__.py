@@ -44,7 +44,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from autoft.models.classifier import AutoftClassifier
     from autoft.models.hf_model import AutoftConfig, AutoftForSequenceClassification
     from autoft.report import build_report, write_report
-    from autoft.searching import ProgressHook, SearchResult, SearchSpace, refit, search
+    from autoft.searching import (
+        BackboneSearchResult,
+        ProgressHook,
+        SearchResult,
+        SearchSpace,
+        refit,
+        search,
+    )
     from autoft.searching.refit import RefitResult
     from autoft.strategies import FreezeStrategy, Head, Strategy
     from autoft.strategies.apply import build_classifier
@@ -70,6 +77,7 @@ _EXPORTS = {
     "Recommendation": "autoft.analysis.recommend",
     "RefitResult": "autoft.searching.refit",
     "SearchResult": "autoft.searching",
+    "BackboneSearchResult": "autoft.searching",
     "SearchSpace": "autoft.searching",
     "SearchSpaceError": "autoft.errors",
     "Split": "autoft.data",
@@ -111,6 +119,7 @@ __all__ = [
     "Recommendation",
     "RefitResult",
     "SearchResult",
+    "BackboneSearchResult",
     "SearchSpace",
     "SearchSpaceError",
     "Split",

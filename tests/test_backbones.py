@@ -153,6 +153,9 @@ def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: P
     if chosen["confirmed"] == other["confirmed"] and other["score"] is not None:
         assert chosen["score"] >= other["score"]
     assert result.recommended_strategy_ == result.results_[result.backbone_].recommended_strategy_
+    with pytest.raises(AttributeError, match="no attribute 'best_parms_'"):
+        _ = result.best_parms_  # a typo is an error, not None
+    assert repr(result).startswith(f"BackboneSearchResult(backbone_={result.backbone_!r}")
     md = (tmp_path / "report.md").read_text()
     assert f"**Backbone `{result.backbone_}`**" in md and "## Backbones" in md
     assert md.count("| " + str(small)) == 1 and md.count("| " + str(big)) == 1

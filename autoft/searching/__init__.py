@@ -6,6 +6,7 @@ runner and the sampler/pruner pairing (``runner``), the follow-ups (``followups`
 """
 
 from autoft.searching.api import SearchResult, search
+from autoft.searching.backbones import BackboneSearchResult
 from autoft.searching.config import SearchConfig
 from autoft.searching.followups import FollowupSettings
 from autoft.searching.refit import RefitResult, refit
@@ -21,6 +22,7 @@ from autoft.searching.space import ParamSpec, SearchSpace, default_space_path
 from autoft.searching.workers import run_worker
 
 __all__ = [
+    "BackboneSearchResult",
     "DEFAULT_PRUNER",
     "MAX_CONSECUTIVE_FAILURES",
     "PRUNERS",

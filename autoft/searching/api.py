@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -72,6 +72,9 @@ from autoft.study import (
 from autoft.study.info import check_resume, data_paths, now, stored_info
 from autoft.study.records import table_rows
 from autoft.study.storage import STUDY_DB, study_file, uses_optuna_heartbeat
+
+if TYPE_CHECKING:
+    from autoft.searching.backbones import BackboneSearchResult
 
 __all__ = ["SearchResult", "search"]
 
@@ -241,7 +244,7 @@ def search(
     refit: bool = False,
     progress: ProgressHook | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
-) -> SearchResult:
+) -> SearchResult | BackboneSearchResult:
     """Search for the best way to fine-tune a backbone on a dataset.
 
     Args:
@@ -324,7 +327,8 @@ def search(
         callbacks: Optuna callbacks called after each trial (one-worker searches only).
 
     Returns:
-        The :class:`SearchResult`; the report files are in ``out``.
+        The :class:`SearchResult`; the report files are in ``out``. With several backbones a
+        :class:`~autoft.searching.backbones.BackboneSearchResult`.
 
     Raises:
         DataError: The data cannot be used (raised before any model is loaded).
@@ -344,7 +348,7 @@ def search(
         if len(model) > 1:
             from autoft.searching.backbones import search_backbones
 
-            return search_backbones(  # type: ignore[return-value]
+            return search_backbones(
                 data, model, budget=budget, n_trials=n_trials, out=out, storage=storage,
                 study_name=study_name, refit=refit, trial_budget=trial_budget, space=space,
                 task=task, metric=metric, validation=validation, test=test,

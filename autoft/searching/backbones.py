@@ -397,12 +397,21 @@ class BackboneSearchResult:
         self.backbones_ = rows
         self.report_paths_ = report_paths
 
+    #: The chosen result's attributes this result passes on (None without a choice).
+    FORWARDED = ("recommendation_", "recommended_strategy_", "recommended_score_",
+                 "best_params_", "best_trial_", "best_score_", "best_strategy_", "trials_",
+                 "study_")
+
     def __getattr__(self, name: str) -> Any:
-        if name.endswith("_") and not name.startswith("_") and self.backbone_ is not None:
-            return getattr(self.results_[self.backbone_], name)
-        if name.endswith("_") and not name.startswith("_"):
-            return None
-        raise AttributeError(name)
+        if name not in BackboneSearchResult.FORWARDED:
+            raise AttributeError(f"BackboneSearchResult has no attribute {name!r}")
+        if self.backbone_ is None:
+            return {} if name == "trials_" else None
+        return getattr(self.results_[self.backbone_], name)
+
+    def __repr__(self) -> str:
+        return (f"BackboneSearchResult(backbone_={self.backbone_!r}, "
+                f"backbones={[r['name'] for r in self.backbones_]!r}, out_dir={self.out_dir!r})")
 
 
 def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
