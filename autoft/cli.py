@@ -145,24 +145,12 @@ def _print_summary(console: Any, report: dict[str, Any], out_dir: Path, paths: d
 def _write_reports(out_dir: Path, study_name: str | None, storage: str | None) -> dict[str, Path]:
     """Rewrite the report of OUT_DIR; for a multi-backbone search, every backbone's report and
     the comparison (whose paths are returned)."""
-    from autoft.errors import StudyError
     from autoft.report import write_report
     from autoft.searching.backbones import write_backbone_report
-    from autoft.study import BACKBONES_FILE, backbone_entry_dir, load_study
+    from autoft.study import BACKBONES_FILE, load_study
 
     if (out_dir / BACKBONES_FILE).is_file():
-        import json
-
-        state = json.loads((out_dir / BACKBONES_FILE).read_text())
-        url = storage or state.get("storage")
-        for entry in state.get("backbones", []):
-            folder = backbone_entry_dir(out_dir, entry)
-            try:
-                study = load_study(None if url else folder, entry.get("study_name"), url)
-            except StudyError:  # not screened yet
-                continue
-            write_report(study, folder)
-        return write_backbone_report(out_dir, storage)
+        return write_backbone_report(out_dir, storage, backbone_reports=True)
     return write_report(load_study(None if storage else out_dir, study_name, storage), out_dir)
 
 

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -42,6 +42,7 @@ from autoft.models.backbone import (
     unknown_token_rate,
 )
 from autoft.report import write_report
+from autoft.searching.backbones import BackboneSearchResult, search_backbones
 from autoft.searching.config import SearchConfig
 from autoft.searching.followups import FollowupSettings, resolve_sizes
 from autoft.searching.runner import (
@@ -72,9 +73,6 @@ from autoft.study import (
 from autoft.study.info import check_resume, data_paths, now, stored_info
 from autoft.study.records import table_rows
 from autoft.study.storage import STUDY_DB, study_file, uses_optuna_heartbeat
-
-if TYPE_CHECKING:
-    from autoft.searching.backbones import BackboneSearchResult
 
 __all__ = ["SearchResult", "search"]
 
@@ -346,10 +344,8 @@ def search(
             raise BackboneError("model=[]: give a backbone, or a list of two or more to choose "
                                 "among")
         if len(model) > 1:
-            from autoft.searching.backbones import search_backbones
-
             return search_backbones(
-                data, model, budget=budget, n_trials=n_trials, out=out, storage=storage,
+                search, data, model, budget=budget, n_trials=n_trials, out=out, storage=storage,
                 study_name=study_name, refit=refit, trial_budget=trial_budget, space=space,
                 task=task, metric=metric, validation=validation, test=test,
                 text_column=text_column, text_pair_column=text_pair_column,

@@ -36,14 +36,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from autoft.budget import Budget, format_duration
 from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
-from autoft.study.status import BACKBONES_FILE, backbone_entry_dir
+from autoft.study.status import BACKBONES_FILE, backbone_entry_dir, read_backbones_state
 from autoft.study.storage import STUDY_DB, STUDY_JOURNAL, hide_password
 
 __all__ = [
@@ -203,10 +203,15 @@ def share_trials(total: int, shares: list[tuple[str, float]]) -> dict[str, int]:
     return counts
 
 
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a crash never leaves half a file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    _write_atomic(path, json.dumps(state, indent=2) + "\n")
 
 
 def _better(a: dict[str, Any], b: dict[str, Any], sign: float) -> bool:
@@ -217,7 +222,13 @@ def _better(a: dict[str, Any], b: dict[str, Any], sign: float) -> bool:
 
 
 def choose(rows: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
-    """The backbone whose recommendation wins (module docstring, step 4), or None."""
+    """The backbone whose recommendation wins (module docstring, step 4), or None.
+
+    Args:
+        rows: One dict per backbone with ``name``, ``score`` (its recommendation's mean
+            validation score, None without one) and ``confirmed`` (re-seeded as asked).
+        direction: ``"maximize"`` or ``"minimize"``.
+    """
     sign = -1.0 if direction == "minimize" else 1.0
     best = None
     for row in rows:
@@ -250,7 +261,8 @@ def _summary(name: str, folder: Path, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[str, Path]:
+def write_backbone_report(out: str | Path, storage: str | None = None,
+                          backbone_reports: bool = False) -> dict[str, Path]:
     """(Re)write ``OUT/report.md`` and ``OUT/report.json`` of a multi-backbone search from
     ``OUT/backbones.json`` and each backbone's study, and update the choice in
     ``backbones.json``.
@@ -259,6 +271,7 @@ def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[s
         out: The search's output folder.
         storage: The studies' database URL when they are in one (``backbones.json`` keeps it
             with the password hidden); None for the stored one, or the folders.
+        backbone_reports: Also rewrite each backbone's own report in its folder. Default False.
 
     Returns:
         The written paths by kind (``"markdown"``, ``"json"``).
@@ -266,14 +279,14 @@ def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[s
     Raises:
         StudyError: ``OUT`` holds no multi-backbone search, or a backbone's study is missing.
     """
-    from autoft.report import build_report
+    from autoft.report import build_report, write_report
     from autoft.study import load_study
 
     out = Path(out)
     state_path = out / BACKBONES_FILE
-    if not state_path.is_file():
+    state = read_backbones_state(out)
+    if state is None:
         raise StudyError(f"{str(out)!r} holds no {BACKBONES_FILE}: not a multi-backbone search")
-    state = json.loads(state_path.read_text())
     storage = storage or state.get("storage")
     rows = []
     for entry in state["backbones"]:
@@ -283,6 +296,8 @@ def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[s
         except StudyError:  # not screened yet (an interrupted first run)
             rows.append({**entry, "score": None, "confirmed": False})
             continue
+        if backbone_reports:
+            write_report(study, folder)
         row = {**entry, **_summary(entry["name"], folder, build_report(study)),
                "folder": entry["folder"]}
         rows.append(row)
@@ -298,11 +313,8 @@ def write_backbone_report(out: str | Path, storage: str | None = None) -> dict[s
               "budget_seconds": state.get("budget_seconds"), "chosen": state["chosen"],
               "backbones": rows}
     paths = {"json": out / "report.json", "markdown": out / "report.md"}
-    for key, text in (("json", json.dumps(report, indent=2, default=str) + "\n"),
-                      ("markdown", render_backbone_markdown(report))):
-        part = paths[key].with_suffix(paths[key].suffix + ".tmp")
-        part.write_text(text)
-        part.replace(paths[key])
+    _write_atomic(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
+    _write_atomic(paths["markdown"], render_backbone_markdown(report))
     return paths
 
 
@@ -311,7 +323,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def render_backbone_markdown(report: dict[str, Any]) -> str:
-    """The comparison report of a multi-backbone search as Markdown."""
+    """The comparison report of a multi-backbone search as Markdown.
+
+    Args:
+        report: The dict written to ``OUT/report.json`` by :func:`write_backbone_report`
+            (``metric``, ``chosen`` and one row per backbone in ``backbones``).
+    """
     metric = report.get("metric") or "score"
     rows = report["backbones"]
     chosen = next((r for r in rows if r["name"] == report.get("chosen")), None)
@@ -414,7 +431,8 @@ class BackboneSearchResult:
                 f"backbones={[r['name'] for r in self.backbones_]!r}, out_dir={self.out_dir!r})")
 
 
-def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
+def search_backbones(search: Callable[..., Any], data: Any, models: Sequence[Any], *,
+                     budget: Any = None,
                      n_trials: int | None = None, out: str | Path = "autoft-out",
                      storage: str | None = None, study_name: str = "autoft",
                      refit: bool = False, **kwargs: Any) -> BackboneSearchResult:
@@ -425,6 +443,8 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
     in this module's docstring.
 
     Args:
+        search: :func:`autoft.search`, run once per backbone and run (passed in, so that this
+            module does not import the one that calls it).
         data: As for :func:`autoft.search`.
         models: Backbone names (short names ``minilm``/``mpnet``, folders or hub ids), 2 or more.
         budget: The whole run's time budget (seconds or ``"30m"``), screening included; None
@@ -443,8 +463,6 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
         BudgetError: An invalid budget, or fewer ``n_trials`` than two per backbone.
         Everything :func:`autoft.search` raises.
     """
-    from autoft.searching.api import search
-
     start = time.monotonic()
     names = check_models(models)
     if budget is None and n_trials is None:
@@ -470,7 +488,7 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
                       **kwargs, **extra)
 
     state_path = out / BACKBONES_FILE
-    earlier = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    earlier = read_backbones_state(out) or {}
     screen, results = [], {}
     for i, name in enumerate(names):
         logger.info("screening backbone %s (%d of %d): its cheapest baseline", name, i + 1,
@@ -539,17 +557,14 @@ def search_backbones(data: Any, models: Sequence[Any], *, budget: Any = None,
     if chosen is not None:
         logger.info("chosen backbone: %s", chosen)
     if refit and chosen is not None:
-        from autoft.report import write_report
         from autoft.searching.refit import refit as refit_study
-        from autoft.study import load_study
 
         folder = out / "backbones" / backbone_slug(chosen)
         name = f"{study_name}-{backbone_slug(chosen)}" if storage else None
         refit_study(None if storage else folder, storage=storage, study_name=name,
                     save_to=out / "model", data=data, validation=kwargs.get("validation"),
                     test=kwargs.get("test"), device=kwargs.get("device", "auto"))
-        write_report(load_study(None if storage else folder, name, storage), folder)
-        paths = write_backbone_report(out, storage)
+        paths = write_backbone_report(out, storage, backbone_reports=True)
         report = json.loads(paths["json"].read_text())
     return BackboneSearchResult(out, results, chosen, report["backbones"], paths)
 

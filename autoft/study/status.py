@@ -21,7 +21,7 @@ from autoft.study.storage import (
 )
 
 __all__ = ["BACKBONES_FILE", "STUDY_NAME", "backbone_entry_dir", "chosen_backbone_dir",
-           "load_study", "study_runs", "study_status"]
+           "load_study", "read_backbones_state", "study_runs", "study_status"]
 
 #: Default study name.
 STUDY_NAME = "autoft"
@@ -39,14 +39,25 @@ def backbone_entry_dir(out_dir: str | Path, entry: dict[str, Any]) -> Path:
     return folder if folder.is_absolute() else Path(out_dir) / folder
 
 
-def _chosen_entry(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def read_backbones_state(out_dir: str | Path) -> dict[str, Any] | None:
+    """``OUT/backbones.json`` of a multi-backbone search, or None when ``out_dir`` holds none.
+
+    Raises:
+        StudyError: The file cannot be read or is not JSON.
+    """
     state_path = Path(out_dir) / BACKBONES_FILE
     if not state_path.is_file():
         return None
     try:
-        state = json.loads(state_path.read_text())
+        return dict(json.loads(state_path.read_text()))
     except (OSError, ValueError) as exc:
         raise StudyError(f"cannot read {str(state_path)!r}: {exc}") from None
+
+
+def _chosen_entry(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    state = read_backbones_state(out_dir)
+    if state is None:
+        return None
     chosen = state.get("chosen")
     entry = next((e for e in state.get("backbones", []) if e.get("name") == chosen), None)
     return None if entry is None else (state, entry)
