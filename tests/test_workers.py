@@ -38,8 +38,11 @@ def _csv(tmp_path: Path, n: int = 160) -> Path:
 
 def _check_no_duplicates(study: optuna.Study, total: int) -> None:
     trials = study.get_trials()
+    # a trial one worker started while another took the study's last one is skipped before it
+    # trains (status "skipped"): it ran nothing and does not count
     counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")
-               and t.user_attrs.get("duplicate_of") is None]
+               and t.user_attrs.get("duplicate_of") is None
+               and t.user_attrs.get("status") != "skipped"]
     assert len(counted) == total
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     # sampled trials and baselines: no strategy twice (a re-seed repeats its trial's params by
@@ -183,3 +186,24 @@ def test_a_working_run_never_shows_the_storage_password(tiny_bert: Path, tmp_pat
     study = load_study(storage=url, study_name=name)
     texts.append(repr(study.user_attrs))
     assert all(secret not in text for text in texts)
+
+
+def test_a_trial_started_after_the_last_slot_was_taken_is_skipped(
+        tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two workers that finish together both pass the stop check, then both ask for a trial: the
+    # one with the higher number must yield. Forcing the check to always pass reproduces it.
+    out = tmp_path / "out"
+    first = autoft.search(_csv(tmp_path), model=str(tiny_bert), space=SPACE, out=out, n_trials=3,
+                          workers=2, device="cpu", validation_size=40)
+    assert len(first.study_.trials) == 3
+    monkeypatch.setattr("autoft.searching.runner.SearchStopper.should_stop", lambda self, s: "")
+    state = run_worker(None, out=out, n_trials=3, seed=5, device="cpu")
+    assert state.trials_run == 0
+    study = load_study(out)
+    late = study.trials[3:]
+    assert len(late) == 5  # MAX_CONSECUTIVE_SKIPS skipped trials in a row stop the worker
+    for trial in late:
+        assert trial.state == TrialState.PRUNED and trial.user_attrs["status"] == "skipped"
+        assert "another worker took the last one" in trial.user_attrs["fail_reason"]
+        assert "outcome" not in trial.user_attrs  # nothing trained
+    _check_no_duplicates(study, 3)

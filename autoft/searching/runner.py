@@ -366,6 +366,22 @@ class TrialRunner:
         return model.predict(strategy.family(), size, strategy.epochs, len(self.validation),
                              self.config.evals_per_epoch)
 
+    def _surplus(self, number: int) -> str:
+        """Why this trial should not run under ``n_trials`` ("" when it may). Each worker checks
+        the count after its trial ends and then asks the storage for a new trial; two workers
+        finishing together both see room for one more, and a study of 6 trials ran 7 (seen on
+        PostgreSQL). Trial numbers are handed out by the storage in order, so the trials with a
+        lower number that counted or are running decide, and the later one yields."""
+        if self.limits.n_trials is None or self.config.local_single:
+            return ""
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < number]
+        taken = sum(1 for r in trial_records(earlier)
+                    if r.counts or r.status == "running")
+        if taken < self.limits.n_trials:
+            return ""
+        return (f"the study already had {plural(self.limits.n_trials, 'trial')} "
+                "(another worker took the last one)")
+
     def _run(self, trial: optuna.Trial) -> float:
         cfg = self.config
         attrs = trial.user_attrs
@@ -376,6 +392,11 @@ class TrialRunner:
             if twin is not None:  # another worker enqueued the same follow-up
                 trial.set_user_attr(Attr.DUPLICATE_OF, twin)
                 raise optuna.TrialPruned(f"duplicate of trial {twin}; skipped")
+        surplus = self._surplus(trial.number)
+        if surplus:  # another worker took the last trial between our check and this trial
+            trial.set_user_attr(Attr.STATUS, "skipped")
+            trial.set_user_attr(Attr.FAIL_REASON, f"not started: {surplus}")
+            raise optuna.TrialPruned(surplus)
         planned = attrs.get(Attr.PLANNED_STRATEGY)
         if planned is not None:  # a probe: its strategy is stored, the sampler is not asked
             strategy = Strategy.from_dict(dict(planned))
