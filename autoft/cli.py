@@ -211,7 +211,7 @@ def _quiet_optuna(verbose: int) -> None:
 
 
 @main.command("search")
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "models", multiple=True, help="Backbone: minilm (the bundled "
               "all-MiniLM-L6-v2, the default), mpnet (all-mpnet-base-v2), a local Hugging Face "
               "folder or a hub id. Repeat it to search the backbone too (each is screened by its "
@@ -224,9 +224,9 @@ def _quiet_optuna(verbose: int) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("autoft-out"),
               show_default=True, help="Output folder: the study and the report. Reuse it to "
               "resume.")
-@click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--validation", type=click.Path(path_type=Path), default=None,
               help="Separate validation file (default: a stratified split of DATA).")
-@click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--test", type=click.Path(path_type=Path), default=None,
               help="Separate labelled test file (not used by the search).")
 @click.option("--text-column", default=None, help="Text column (default: found by name).")
 @click.option("--text-pair-column", default=None, help="Second text column for pair tasks.")
@@ -447,11 +447,11 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
 @click.option("--trial-budget", default=None, help="Cap on each trial's time.")
 @click.option("--seed", type=int, default=None, help="Sampler seed (default: drawn per worker).")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--data", type=click.Path(path_type=Path), default=None,
               help="The study's training file, when its stored path does not exist here.")
-@click.option("--validation", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--validation", type=click.Path(path_type=Path), default=None,
               help="The study's validation file, when its stored path does not exist here.")
-@click.option("--test", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--test", type=click.Path(path_type=Path), default=None,
               help="The study's test file, when its stored path does not exist here.")
 @click.pass_context
 def worker_command(ctx: click.Context, storage: str | None, out: Path | None, study_name: str,

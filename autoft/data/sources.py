@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from autoft.data.images import image_features, image_tables
 from autoft.data.readers import read_table
 from autoft.errors import DataError
 
@@ -25,12 +26,20 @@ class Table:
         class_names: Label names of ``datasets`` ``ClassLabel`` columns, by column.
         typed: True when the cells keep their types (DataFrame, Parquet, JSON, lists); False when
             every cell is the string it is written as (CSV, TSV).
+        image_column: The column that holds images, when the input's layout says so (an image
+            folder, an ``(images, labels)`` tuple); else None (a table's image column is found
+            by its content, see :func:`autoft.data.images.find_image_column`).
+        image_features: Columns with a ``datasets`` ``Image`` feature.
+        base_dir: The folder relative image paths are taken from (a data file's folder).
     """
 
     frame: pd.DataFrame
     source: str
     class_names: dict[str, list[str]] = field(default_factory=dict)
     typed: bool = True
+    image_column: str | None = None
+    image_features: list[str] = field(default_factory=list)
+    base_dir: Path | None = None
 
 
 def _is_hf_dataset(obj: Any) -> bool:
@@ -61,16 +70,24 @@ def to_tables(data: Any, what: str, encoding: str = "utf-8") -> dict[str, Table]
 
     Args:
         data: A file path, a ``pandas.DataFrame``, a ``datasets.Dataset``/``DatasetDict``, a dict
-            of those by split name, or a ``(texts, labels)``/``(texts, pairs, labels)`` tuple.
+            of those by split name, a ``(texts, labels)``/``(texts, pairs, labels)`` tuple, or an
+            image input (a folder of class subfolders, an ``(images, labels)`` tuple; see
+            :mod:`autoft.data.images`).
         what: How the caller names this input in messages (``"data"``, ``"validation"``, ...).
         encoding: Text encoding of files. Default ``"utf-8"``.
 
     Raises:
         DataError: Unsupported type, unreadable file, duplicate column names, malformed tuple.
     """
+    images = image_tables(data, what)
+    if images is not None:
+        source = str(data) if isinstance(data, (str, Path)) else "(images, labels)"
+        return {name: Table(frame, source if name == "train" else f"{source} ({name})",
+                            image_column="image") for name, frame in images.items()}
     if isinstance(data, (str, Path)):
         typed = Path(data).suffix.lower() not in (".csv", ".tsv", ".tab")
-        return {"train": Table(read_table(data, encoding), str(data), typed=typed)}
+        return {"train": Table(read_table(data, encoding), str(data), typed=typed,
+                               base_dir=Path(data).resolve().parent)}
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
         frame.columns = [str(c) for c in frame.columns]
@@ -80,11 +97,13 @@ def to_tables(data: Any, what: str, encoding: str = "utf-8") -> dict[str, Table]
         return {"train": Table(frame, "DataFrame")}
     if _is_hf_dataset_dict(data):
         return {
-            str(name): Table(_frame_of(split), f"DatasetDict[{name!r}]", _class_label_names(split))
+            str(name): Table(_frame_of(split), f"DatasetDict[{name!r}]", _class_label_names(split),
+                             image_features=image_features(split))
             for name, split in data.items()
         }
     if _is_hf_dataset(data):
-        return {"train": Table(_frame_of(data), "Dataset", _class_label_names(data))}
+        return {"train": Table(_frame_of(data), "Dataset", _class_label_names(data),
+                               image_features=image_features(data))}
     if isinstance(data, Mapping) and data and all(
         isinstance(v, (pd.DataFrame, str, Path)) or _is_hf_dataset(v) for v in data.values()
     ):
@@ -114,6 +133,7 @@ def to_tables(data: Any, what: str, encoding: str = "utf-8") -> dict[str, Table]
         return {"train": Table(frame, "lists")}
     raise DataError(
         f"{what}: unsupported type {type(data).__name__}; give a datasets.Dataset or DatasetDict, "
-        "a pandas DataFrame, a path to a .csv/.tsv/.jsonl/.json/.parquet file, or a "
-        "(texts, labels) tuple"
+        "a pandas DataFrame, a path to a .csv/.tsv/.jsonl/.json/.parquet file, a "
+        "(texts, labels) tuple, or images (a folder with one subfolder per class, or an "
+        "(images, labels) tuple of arrays)"
     )

@@ -24,11 +24,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from autoft.data.columns import guess_columns, label_values, resolve_column, text_values
+from autoft.data.columns import (
+    LABEL_COLUMN_NAMES,
+    guess_columns,
+    label_values,
+    resolve_column,
+    text_values,
+)
+from autoft.data.images import check_images, find_image_column, is_image_file, resolve_paths
 from autoft.data.sources import Table, to_tables
 from autoft.errors import AutoftError, DataError
 from autoft.tasks import LabelInfo, TaskKind, looks_like_regression, task_kind
@@ -49,14 +58,19 @@ class Split:
     """One split of a task.
 
     Attributes:
-        texts: The first text of each example, length N.
+        texts: The first text of each example, length N; for images, a content key of each
+            image (identical images have equal keys).
         text_pairs: The second text of each example for sentence-pair tasks (length N), else None.
         labels: Encoded labels, shape ``(N,)`` (class ids, int64, for classification).
+        images: For image tasks, each example's image reference (an absolute file path, a
+            ``datasets`` image cell, a PIL image or an array; read with
+            :func:`autoft.data.images.open_image`), length N; None for text.
     """
 
     texts: list[str]
     text_pairs: list[str] | None
     labels: np.ndarray
+    images: list[Any] | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -68,6 +82,7 @@ class Split:
             texts=[self.texts[i] for i in idx],
             text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in idx],
             labels=self.labels[np.asarray(idx, dtype=np.int64)],
+            images=None if self.images is None else [self.images[i] for i in idx],
         )
 
     def keys(self) -> list[tuple[str, str]]:
@@ -133,6 +148,24 @@ class TaskData:
         return {name: i for i, name in self.id2label.items()}
 
     @property
+    def modality(self) -> str:
+        """``"image"`` when the examples are images (``text_column`` then names the image
+        column), else ``"text"``."""
+        return "image" if self.train.images is not None else "text"
+
+    def require_text(self) -> None:
+        """Check that the examples are texts, which every backbone autoft loads today reads.
+
+        Raises:
+            DataError: The examples are images (checked before any model loads).
+        """
+        if self.modality == "image":
+            raise DataError(
+                f"the data are images ({len(self.train)} training images in column "
+                f"{self.text_column!r}, checked and readable), but autoft can only fine-tune "
+                "text backbones so far: image backbones are not supported yet")
+
+    @property
     def is_pair(self) -> bool:
         """True for sentence-pair tasks (two text columns)."""
         return self.text_pair_column is not None
@@ -175,6 +208,7 @@ class TaskData:
         kind = self.kind
         return {
             "task": self.task,
+            "modality": self.modality,
             "source": self.source,
             "text_column": self.text_column,
             "text_pair_column": self.text_pair_column,
@@ -233,6 +267,7 @@ class _RawSplit:
     labels: list[Any]
     source: str
     dropped_rows: list[int] = field(default_factory=list)
+    images: list[Any] | None = None
 
     def keys(self) -> list[tuple[str, str]]:
         return list(zip(self.texts, self.pairs or [""] * len(self.texts)))
@@ -272,6 +307,92 @@ def _raw_split(table: Table, text: str, pair: str | None, label: str, role: str,
     )
 
 
+def _missing_cell(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, float):
+        return value != value  # NaN
+    return False
+
+
+def _free_text(values: pd.Series) -> bool:
+    """Whether a column holds sentences (not image paths, names or codes)."""
+    sample = values.dropna().iloc[:200]
+    strings = [v for v in sample if isinstance(v, str)]
+    if not strings or len(strings) < len(sample):
+        return False
+    if all(is_image_file(v.strip()) for v in strings):
+        return False
+    return sum(" " in v.strip() for v in strings) > len(strings) / 2
+
+
+def _image_columns(table: Table, text_column: str | int | None, label_column: str | int | None,
+                   source: str) -> tuple[str, str] | None:
+    """``(image column, label column)`` of an image table, or None for a text table. A
+    ``text_column`` that names another column than the images makes it a text table.
+
+    Raises:
+        DataError: The label column cannot be told, or the table holds sentences beside the
+            images and no column was named (autoft fine-tunes on one input).
+    """
+    frame = table.frame
+    named = None if text_column is None else resolve_column(frame, text_column, "text", source)
+    image_c = table.image_column or find_image_column(frame, table.image_features)
+    if image_c is None or (named is not None and named != image_c):
+        return None
+    columns = [str(c) for c in frame.columns]
+    if label_column is not None:
+        label_c: str | None = resolve_column(frame, label_column, "label", source)
+    else:
+        label_c = next((c for name in LABEL_COLUMN_NAMES for c in columns
+                        if c.lower() == name.lower() and c != image_c), None)
+    others = [c for c in columns if c not in (image_c, label_c)]
+    if label_c is None:
+        if len(others) != 1:
+            raise DataError(
+                f"cannot tell which column of {source} holds the label: its columns are "
+                f"{columns} and {image_c!r} holds the images. Name it with label_column= (CLI: "
+                "--label-column)")
+        label_c, others = others[0], []
+    if label_c == image_c:
+        raise DataError(f"the image and label columns of {source} must differ; both are "
+                        f"{image_c!r}")
+    texts = [c for c in others if _free_text(frame[c])]
+    if named is None and texts:
+        raise DataError(
+            f"{source} holds images (column {image_c!r}) and text (column {texts[0]!r}); autoft "
+            f"fine-tunes on one input: name it with text_column={image_c!r} for the images or "
+            f"text_column={texts[0]!r} for the text (CLI: --text-column)")
+    return image_c, label_c
+
+
+def _raw_image_split(table: Table, image_c: str, label_c: str, role: str,
+                     kind: TaskKind) -> _RawSplit:
+    """The images and labels of one split, every image decoded once (errors name the file)."""
+    frame, source = table.frame, f"the {role} data ({table.source})"
+    image_c = resolve_column(frame, image_c, "image", source)
+    label_c = resolve_column(frame, label_c, "label", source)
+    cells = frame[image_c].tolist()
+    blank = [i for i, v in enumerate(cells) if _missing_cell(v)]
+    skip = set(blank)
+    keep = [i for i in range(len(cells)) if i not in skip]
+    if blank:
+        shown = ", ".join(str(i) for i in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        logger.warning("%s: %d rows without an image were dropped (rows %s; 0-based, header "
+                       "excluded)", source, len(blank), shown)
+    if not keep:
+        raise DataError(f"{source} has no images in column {image_c!r}")
+    refs = resolve_paths([cells[i] for i in keep], table.base_dir or Path.cwd())
+    checked = check_images(refs, source, keep)
+    values = label_values(frame, label_c, source)
+    parsed = kind.parse([values[i] for i in keep], label_c, source,
+                        table.class_names.get(label_c))
+    return _RawSplit(texts=checked.keys, pairs=None, labels=parsed, source=source,
+                     dropped_rows=blank, images=refs)
+
+
 def _is_unlabelled(labels: list[Any]) -> bool:
     """GLUE-style test splits mark missing labels with -1."""
     return all(str(v) == "-1" for v in labels)
@@ -304,7 +425,8 @@ def _grouped_stratified_split(
         rare = [k for k, c in counts.items() if c < 2]
         if rare:
             raise DataError(
-                f"class {rare[0]!r} has only 1 distinct text in {raw.source}; a stratified "
+                f"class {rare[0]!r} has only 1 distinct {'image' if raw.images else 'text'} in "
+                f"{raw.source}; a stratified "
                 "validation split needs at least 2 per class. Add examples, drop the class, or "
                 "give a validation split"
             )
@@ -318,8 +440,8 @@ def _grouped_stratified_split(
     if not n_classes <= n_val_groups <= n_groups - n_classes:
         raise DataError(
             f"validation_size={size!r} gives {n_val} validation rows out of {n} ({n_groups} "
-            f"distinct texts); it must leave at least one example of each of the {n_classes} "
-            "classes on both sides"
+            f"distinct {'images' if raw.images else 'texts'}); it must leave at least one "
+            f"example of each of the {n_classes} classes on both sides"
         )
     g_train, g_val = train_test_split(np.arange(n_groups), test_size=n_val_groups,
                                       random_state=seed, stratify=strata)
@@ -333,19 +455,38 @@ def _grouped_stratified_split(
             pairs=None if raw.pairs is None else [raw.pairs[i] for i in order],
             labels=[raw.labels[i] for i in order],
             source=f"{raw.source} ({what} part)",
+            images=None if raw.images is None else [raw.images[i] for i in order],
         )
 
     row_val = in_val[groups]
     return take(~row_val, "training"), take(row_val, "validation")
 
 
-def _examples(keys: Sequence[tuple[str, str]], limit: int = 3) -> list[str]:
-    return [(t if not p else f"{t} / {p}")[:60] for t, p in list(keys)[:limit]]
+def _examples(keys: Sequence[tuple[str, str]], limit: int = 3,
+              names: dict[str, str] | None = None) -> list[str]:
+    names = names or {}
+    return [names.get(t, t if not p else f"{t} / {p}")[:60] for t, p in list(keys)[:limit]]
+
+
+def _image_names(*raws: _RawSplit | None) -> dict[str, str]:
+    """A readable name of each image key (its file name) for the duplicate warnings."""
+    names: dict[str, str] = {}
+    for raw in raws:
+        if raw is None or raw.images is None:
+            continue
+        for key, ref in zip(raw.texts, raw.images):
+            path = ref.get("path") if isinstance(ref, dict) else ref
+            names.setdefault(key, Path(path).name if isinstance(path, str) and path
+                             else f"an image of {raw.source}")
+    return names
 
 
 def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[str, Any]:
-    """Duplicate and conflicting texts, warned about once each with counts and examples."""
+    """Duplicate and conflicting texts (identical images, for images), warned about once each
+    with counts and examples."""
     checks: dict[str, Any] = {}
+    names = _image_names(train, *others.values())
+    what = "image(s)" if train.images is not None else "text(s)"
     train_keys = train.keys()
     counts = Counter(train_keys)
     repeated = {k: c for k, c in counts.items() if c > 1}
@@ -362,14 +503,14 @@ def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[
         spread = max(max(labels_of[k]) - min(labels_of[k]) for k in conflicting)
         checks["conflicting_label_spread"] = float(spread)
         logger.warning(
-            "%d distinct text(s) of the training data appear with different scores (at most %.3g "
-            "apart, e.g. %s); a model gives one text one prediction, so its error on them cannot "
-            "reach 0", len(conflicting), spread, _examples(conflicting))
+            "%d distinct %s of the training data appear with different scores (at most %.3g "
+            "apart, e.g. %s); a model gives one input one prediction, so its error on them "
+            "cannot reach 0", len(conflicting), what, spread, _examples(conflicting, names=names))
     elif conflicting:
         logger.warning(
-            "%d distinct text(s) of the training data appear with different labels (e.g. %s); a "
+            "%d distinct %s of the training data appear with different labels (e.g. %s); a "
             "model cannot fit both, so the best reachable score is below 1", len(conflicting),
-            _examples(conflicting))
+            what, _examples(conflicting, names=names))
     train_set = set(train_keys)
     for role, other in others.items():
         if other is None:
@@ -378,9 +519,9 @@ def _data_checks(train: _RawSplit, others: dict[str, _RawSplit | None]) -> dict[
         checks[f"{role}_texts_in_train"] = len(shared)
         if shared:
             logger.warning(
-                "%d distinct text(s) of the %s data also occur in the training data (e.g. %s); "
-                "scores on them overstate how the model does on new texts", len(shared), role,
-                _examples(shared))
+                "%d distinct %s of the %s data also occur in the training data (e.g. %s); "
+                "scores on them overstate how the model does on new inputs", len(shared), what,
+                role, _examples(shared, names=names))
     return checks
 
 
@@ -487,7 +628,11 @@ def load_task_data(
 
     frame = train_table.frame
     source = f"the training data ({train_table.source})"
-    if text_column is None or label_column is None:
+    images = _image_columns(train_table, text_column, label_column, source)
+    if images is not None:
+        text_column, label_column = images
+        text_pair_column = None
+    if images is None and (text_column is None or label_column is None):
         g_text, g_pair, g_label = guess_columns(
             frame, source, None if label_column is None else resolve_column(
                 frame, label_column, "label", source))
@@ -507,11 +652,14 @@ def load_task_data(
                         "task='classification' to treat its values as classes)", label_c)
     kind = task_kind(task)
 
-    raw_train = _raw_split(train_table, text_c, pair_c, label_c, "training", kind)
-    raw_val = None if val_table is None else _raw_split(
-        val_table, text_c, pair_c, label_c, "validation", kind)
-    raw_test = None if test_table is None else _raw_split(
-        test_table, text_c, pair_c, label_c, "test", kind)
+    def raw(table: Table, role: str) -> _RawSplit:
+        if images is not None:
+            return _raw_image_split(table, text_c, label_c, role, kind)
+        return _raw_split(table, text_c, pair_c, label_c, role, kind)
+
+    raw_train = raw(train_table, "training")
+    raw_val = None if val_table is None else raw(val_table, "validation")
+    raw_test = None if test_table is None else raw(test_table, "test")
     if raw_test is not None and _is_unlabelled(raw_test.labels):
         logger.warning("the test split's labels are all -1 (unlabelled); it is not used")
         raw_test = None
@@ -538,7 +686,7 @@ def load_task_data(
 
     def split(raw: _RawSplit, role: str) -> Split:
         return Split(texts=raw.texts, text_pairs=raw.pairs,
-                     labels=kind.encode(raw.labels, info, raw.source, role))
+                     labels=kind.encode(raw.labels, info, raw.source, role), images=raw.images)
 
     train_split, validation_split = split(raw_train, "training"), split(raw_val, "validation")
     for warning in kind.split_warnings(train_split.labels, validation_split.labels, info):

@@ -383,6 +383,7 @@ def search(
     )
     if config.task != task_data.task:  # inferred from the labels: the metric's default follows
         config = dataclasses.replace(config, task=task_data.task)
+    task_data.require_text()
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     if not task_data.is_pair and search_space.field_values("pair_encoding"):

@@ -153,6 +153,7 @@ def fine_tune(
         validation_size=validation_size, seed=seed if split_seed is None else split_seed,
         task=task, encoding=encoding,
     )
+    data_task.require_text()
     kind = data_task.kind
     metric = metric or kind.default_metric
     kind.check_metric(metric, data_task.labels)
