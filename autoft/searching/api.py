@@ -37,6 +37,7 @@ from autoft.errors import BackboneError, StudyError, TrialError
 from autoft.models.adapter import adapter_for, combine_digests
 from autoft.models.backbone import (
     UNKNOWN_TOKEN_WARNING,
+    backbone_for_data,
     load_backbone,
     locate_parts,
     unknown_token_rate,
@@ -383,14 +384,19 @@ def search(
     )
     if config.task != task_data.task:  # inferred from the labels: the metric's default follows
         config = dataclasses.replace(config, task=task_data.task)
-    task_data.require_text()
+    images = task_data.modality == "image"
+    model = backbone_for_data(model, task_data.modality)
+    if images:
+        config = dataclasses.replace(config, model=str(model))
+        if space is None:  # the bundled default is for text: image data get image.yaml
+            search_space = SearchSpace.load("image")
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     if not task_data.is_pair and search_space.field_values("pair_encoding"):
         search_space = search_space.for_single_texts()  # one text: nothing to split
     encoder, tokenizer, resolved = load_backbone(model)
     num_layers = locate_parts(encoder).num_layers
-    unknown = unknown_token_rate(tokenizer, task_data.train.texts)
+    unknown = None if images else unknown_token_rate(tokenizer, task_data.train.texts)
     if unknown is not None:
         task_data.checks["unknown_token_rate"] = round(unknown, 4)
         if unknown > UNKNOWN_TOKEN_WARNING:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from autoft.data.task import Split, TaskData, load_task_data
 from autoft.errors import DataError, StrategyError
-from autoft.models.backbone import load_backbone, locate_parts
+from autoft.models.backbone import backbone_for_data, load_backbone, locate_parts
 from autoft.models.classifier import AutoftClassifier
 from autoft.strategies.base import Strategy
 from autoft.tasks import task_for_metric
@@ -60,10 +61,16 @@ class FineTuneResult:
             texts: One text, or a list of texts.
             text_pairs: The second texts of a sentence-pair task (same length as ``texts``).
 
+        For a model trained on images, ``texts`` are images: one or a list of file paths, PIL
+        images or arrays ``(H, W[, C])``.
+
         Raises:
             DataError: An empty list, a non-string text, pairs missing for a pair task (or given
-                for a single-text task), or lists of different lengths.
+                for a single-text task), or lists of different lengths; an image that cannot be
+                read.
         """
+        if self.task.modality == "image":
+            return self._predict_images(texts)
         if isinstance(texts, str):
             texts = [texts]
             text_pairs = None if text_pairs is None else [str(text_pairs)]
@@ -83,6 +90,17 @@ class FineTuneResult:
         split = Split(texts, pairs, np.zeros(len(texts), dtype=np.int64))
         enc = encode_split(self.tokenizer, split, self.max_length)
         outputs = predict_outputs(self.model, enc, pad_id(self.tokenizer), self.device)
+        return self.task.kind.decode(outputs, self.task.labels)
+
+    def _predict_images(self, images: Any) -> list[Any]:
+        single = isinstance(images, (str, Path)) or (
+            isinstance(images, np.ndarray) and images.ndim in (2, 3)) or hasattr(images, "mode")
+        items = [images] if single else list(images)
+        if not items:
+            raise DataError("predict() needs at least one image")
+        refs = [str(i) if isinstance(i, Path) else i for i in items]
+        split = Split([""] * len(refs), None, np.zeros(len(refs), dtype=np.int64), images=refs)
+        outputs = predict_outputs(self.model, encode_split(self.tokenizer, split), 0, self.device)
         return self.task.kind.decode(outputs, self.task.labels)
 
 
@@ -153,7 +171,7 @@ def fine_tune(
         validation_size=validation_size, seed=seed if split_seed is None else split_seed,
         task=task, encoding=encoding,
     )
-    data_task.require_text()
+    model = backbone_for_data(model, data_task.modality)
     kind = data_task.kind
     metric = metric or kind.default_metric
     kind.check_metric(metric, data_task.labels)

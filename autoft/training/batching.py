@@ -60,14 +60,24 @@ def pad_id(tokenizer: Any) -> int:
     return int(pad) if pad is not None else 0
 
 
-def encode_split(tokenizer: Any, split: Split, max_length: int = 128) -> EncodedSplit:
-    """Tokenize a split (text pairs as the tokenizer's pair encoding), truncating to max_length.
+def encode_split(tokenizer: Any, split: Split, max_length: int = 128) -> Any:
+    """Tokenize a split (text pairs as the tokenizer's pair encoding), truncating to max_length;
+    for an image backbone, its images as pixels.
 
     Args:
-        tokenizer: A Hugging Face fast tokenizer.
+        tokenizer: A Hugging Face fast tokenizer, or the
+            :class:`~autoft.training.pixels.ImageInputs` of an image backbone.
         split: The split.
         max_length: Longest sequence kept, in tokens (longer ones are truncated). Default 128.
+            Unused for images.
+
+    Returns:
+        An :class:`EncodedSplit`, or a :class:`~autoft.training.pixels.PixelSplit` for images.
     """
+    from autoft.training.pixels import ImageInputs
+
+    if isinstance(tokenizer, ImageInputs):
+        return tokenizer.encode(split)
     enc = tokenizer(
         split.texts, split.text_pairs, truncation=True, max_length=max_length,
         return_attention_mask=False,

@@ -51,8 +51,9 @@ class DeadlineReached(Exception):
 
 def _inputs(split: EncodedSplit | CachedSplit, indices: np.ndarray, pad_id: int,
             device: torch.device) -> dict[str, torch.Tensor]:
-    """A batch of model inputs (no labels), from token ids or from cached hidden states."""
-    if isinstance(split, CachedSplit):
+    """A batch of model inputs (no labels), from token ids, from pixels or from cached hidden
+    states."""
+    if not isinstance(split, EncodedSplit):  # CachedSplit, PixelSplit: they batch themselves
         return split.collate(indices, device)
     batch = collate(split, indices, pad_id, device)
     batch.pop("labels")
@@ -262,7 +263,8 @@ def train_strategy(
     k = strategy.cached_layers(num_layers)
     train_data: EncodedSplit | CachedSplit = train
     val_data: EncodedSplit | CachedSplit = validation
-    if cache is not None and cache_pays(k, num_layers):
+    if cache is not None and cache_pays(k, num_layers) and isinstance(train, EncodedSplit):
+        # (the prefix cache holds token states; image stages are not cached yet)
         seconds, examples = cache.fill_seconds, cache.fill_examples
         train_data = cache.get(encoder, k, train, pad_id, device)
         val_data = cache.get(encoder, k, validation, pad_id, device)
