@@ -135,13 +135,15 @@ def _colour_images(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
 
 def test_fine_tune_and_search_on_images_with_a_hugging_face_resnet(tmp_path: Path) -> None:
     import autoft
+    from autoft.training.prefix_cache import PrefixCache
 
     folder = _tiny_resnet_folder(tmp_path / "resnet")
     images, labels = _colour_images(96)
     strategy = {"frozen_layers": 2, "learning_rate": 3e-3, "head_learning_rate": 1e-2,
                 "epochs": 4, "batch_size": 16}
     result = autoft.fine_tune((images, labels), strategy, model=str(folder), device="cpu",
-                              validation_size=32, seed=0)
+                              validation_size=32, seed=0,
+                              cache=PrefixCache(tmp_path / "cache"))
     assert result.validation_score is not None and result.validation_score >= 0.9
     assert result.tokenizer.resolution == 32  # from preprocessor_config.json
     red = np.zeros((20, 20, 3), dtype=np.uint8)
@@ -157,7 +159,7 @@ def test_fine_tune_and_search_on_images_with_a_hugging_face_resnet(tmp_path: Pat
     assert not torch.equal(pristine.state_dict()[top], trained.state_dict()[top])
 
     search = autoft.search((images, labels), model=str(folder), n_trials=4, device="cpu",
-                           out=tmp_path / "out", validation_size=32)
+                           out=tmp_path / "out", validation_size=32, cache_dir=tmp_path / "cache")
     assert search.best_score_ is not None and search.best_score_ >= 0.8
     frozen = {t.user_attrs["strategy"]["frozen_layers"] for t in search.study_.trials}
     assert 4 in frozen and 0 in frozen  # the probe and full fine-tuning baselines ran
@@ -177,3 +179,32 @@ def test_images_and_a_text_backbone_do_not_mix(tmp_path: Path, tiny_bert: Path) 
     with pytest.raises(BackboneError, match="reads images, but the data are texts"):
         autoft.fine_tune(([f"text {i}" for i in range(10)], [0, 1] * 5), {"frozen_layers": 2},
                          model=str(folder), device="cpu")
+
+
+@pytest.mark.parametrize("build", [_resnet, _vit])
+def test_image_training_from_cached_stages_equals_training_without(build, tmp_path: Path) -> None:
+    from autoft.data import load_task_data
+    from autoft.strategies import Strategy
+    from autoft.training.loop import train_strategy
+    from autoft.training.pixels import ImageInputs
+    from autoft.training.prefix_cache import PrefixCache
+
+    torch.manual_seed(0)
+    encoder = build()
+    num_layers = locate_parts(encoder).num_layers
+    task = load_task_data(_colour_images(40), validation_size=12)
+    inputs = ImageInputs(32, (0.5,) * 3, (0.25,) * 3)
+    train, val = inputs.encode(task.train), inputs.encode(task.validation)
+    cache = PrefixCache(tmp_path, dtype="float32")
+    for k in (num_layers - 1, num_layers):
+        strategy = Strategy(frozen_layers=k, learning_rate=5e-3, head_learning_rate=5e-3,
+                            epochs=2, batch_size=8)
+        plain, _ = train_strategy(encoder, strategy, train, val, 2, pad_id=0, device="cpu", seed=1)
+        cached, _ = train_strategy(encoder, strategy, train, val, 2, pad_id=0, device="cpu",
+                                   seed=1, cache=cache)
+        assert cached.cached and not plain.cached
+        np.testing.assert_allclose(cached.scores, plain.scores, atol=1e-6)
+        assert cached.trainable_params == plain.trainable_params
+    assert cache.misses == 2  # one pass per split filled every k that pays
+    part = cache.get(encoder, num_layers, train.subset(np.arange(5)), 0, torch.device("cpu"))
+    assert cache.misses == 2 and len(part) == 5  # a subset is served from its parent's entry

@@ -101,6 +101,10 @@ class AutoftClassifier(nn.Module):
         """Outputs ``(B, K)`` from token ids ``(B, T)``, from cached ``hidden`` states, or from
         ``pixel_values`` ``(B, 3, R, R)`` (image backbones)."""
         if isinstance(self.adapter, ImageAdapter):
+            if hidden is not None:  # the states after the cached_layers bottom stages
+                if self._suffix is None:
+                    self._suffix = self.adapter.suffix(self.encoder, self.cached_layers)
+                return self.head(self.adapter.pool(self.encoder, self._suffix(hidden)))
             if pixel_values is None:
                 raise StrategyError("an image backbone needs pixel_values")
             return self.head(self.adapter.features(self.encoder, pixel_values))  # (B, K)

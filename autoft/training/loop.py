@@ -263,8 +263,7 @@ def train_strategy(
     k = strategy.cached_layers(num_layers)
     train_data: EncodedSplit | CachedSplit = train
     val_data: EncodedSplit | CachedSplit = validation
-    if cache is not None and cache_pays(k, num_layers) and isinstance(train, EncodedSplit):
-        # (the prefix cache holds token states; image stages are not cached yet)
+    if cache is not None and cache_pays(k, num_layers):
         seconds, examples = cache.fill_seconds, cache.fill_examples
         train_data = cache.get(encoder, k, train, pad_id, device)
         val_data = cache.get(encoder, k, validation, pad_id, device)

@@ -26,6 +26,11 @@ one backbone share the work), k, the token ids and the storage dtype: a changed 
 never reads a stale entry. Labels are not stored (the training loop takes them from the tokenized
 split). The folder is bounded (``max_bytes``): the least recently used entries are evicted first.
 The caller's encoder is never moved, cast or left in another mode.
+
+**Images.** For an image backbone the states after stage k have one shape per example (``(C, h,
+w)`` for a CNN, ``(T, H)`` for a ViT); an entry stores each example as one row of that size and
+:meth:`CachedSplit.collate` gives them back in that shape. The key hashes the pixels, so each
+input resolution has its own entries.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from torch import nn
 
 from autoft.models.adapter import adapter_for, combine_digests
 from autoft.training.batching import EncodedSplit, collate
+from autoft.training.pixels import PixelSplit
 
 __all__ = ["MIN_SAVING", "CachedSplit", "PrefixCache", "cache_pays", "default_cache_dir"]
 
@@ -84,12 +90,15 @@ class CachedSplit:
         offsets: Start row of each example in ``hidden``, shape ``(N + 1,)``.
         all_lengths: ``T_i`` of each stored example, shape ``(N,)``.
         select: The stored examples this split holds, in order (None: all of them).
+        shape: For images, the shape of one example's states (``(C, h, w)`` or ``(T, H)``);
+            each example is then one row of ``hidden``. None for text.
     """
 
     hidden: np.ndarray
     offsets: np.ndarray
     all_lengths: np.ndarray
     select: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
 
     def _rows(self, indices: np.ndarray) -> np.ndarray:
         return np.asarray(indices) if self.select is None else self.select[np.asarray(indices)]
@@ -105,12 +114,18 @@ class CachedSplit:
     def subset(self, indices: np.ndarray) -> CachedSplit:
         """The examples at ``indices`` (a view: nothing is copied)."""
         return CachedSplit(self.hidden, self.offsets, self.all_lengths,
-                           self._rows(np.asarray(indices, dtype=np.int64)))
+                           self._rows(np.asarray(indices, dtype=np.int64)), self.shape)
 
     def collate(self, indices: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """Pad the examples at ``indices``: ``hidden`` ``(B, T, H)`` float32 and
-        ``attention_mask`` ``(B, T)`` int64."""
+        ``attention_mask`` ``(B, T)`` int64; for images ``hidden`` ``(B, *shape)`` alone."""
         rows = self._rows(indices)
+        if self.shape is not None:
+            order = np.argsort(rows, kind="stable")  # memory maps read fastest in order
+            batch = np.empty((len(rows), *self.shape), dtype=np.float32)
+            batch[order] = np.asarray(self.hidden[rows[order]], dtype=np.float32).reshape(
+                len(rows), *self.shape)
+            return {"hidden": torch.from_numpy(batch).to(device)}
         lengths = self.all_lengths[rows]
         width = int(lengths.max())
         batch = np.zeros((len(rows), width, self.hidden.shape[1]), dtype=np.float32)
@@ -122,8 +137,12 @@ class CachedSplit:
                 "attention_mask": torch.from_numpy(mask).to(device)}
 
 
-def _hash_split(split: EncodedSplit) -> str:
+def _hash_split(split: EncodedSplit | PixelSplit) -> str:
     h = hashlib.sha256()
+    if isinstance(split, PixelSplit):  # the pixels, and how they are normalised
+        h.update(f"pixels{split.pixels.shape}{split.mean}{split.std}".encode())
+        h.update(np.ascontiguousarray(split.pixels).tobytes())
+        return h.hexdigest()
     for ids in split.input_ids:
         h.update(np.asarray(ids, dtype=np.int64).tobytes())
         h.update(b"|")
@@ -230,7 +249,8 @@ class PrefixCache:
             meta = np.load(meta_path)
             hidden = np.load(hidden_path, mmap_mode="r")
             os.utime(meta_path)  # recently used: evicted last
-            return CachedSplit(hidden, meta["offsets"], meta["lengths"])
+            shape = tuple(int(v) for v in meta["shape"]) if "shape" in meta else None
+            return CachedSplit(hidden, meta["offsets"], meta["lengths"], shape=shape)
         except (OSError, ValueError, KeyError):
             logger.warning("unreadable cache entry %s is recomputed", meta_path)
             return None
@@ -243,38 +263,52 @@ class PrefixCache:
         num_layers = adapter.parts(encoder).num_layers
         lengths = np.asarray(split.lengths, dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        width = int(encoder.config.hidden_size)
-        entry_bytes = int(offsets[-1]) * width * np.dtype(self.dtype).itemsize
-        ks = {k}
-        if self.fill_all:
-            extra = [j for j in range(1, num_layers + 1) if j != k and cache_pays(j, num_layers)
-                     and self._read(self._key(self._prefix(encoder, j), split_hash)) is None]
-            if (len(extra) + 1) * entry_bytes <= self.max_bytes // 2:
-                ks.update(extra)
-        targets = {j: self._open(self._key(self._prefix(encoder, j), split_hash),
-                                 (int(offsets[-1]), width)) for j in sorted(ks)}
         runner, was_training = encoder, encoder.training
         param = next(encoder.parameters(), None)
         if param is not None and param.device != device:
             runner = copy.deepcopy(encoder).to(device)  # the caller's encoder stays where it is
         runner.eval()
+        candidates = [k] + [j for j in range(1, num_layers + 1) if self.fill_all and j != k
+                            and cache_pays(j, num_layers)
+                            and self._read(self._key(self._prefix(encoder, j), split_hash)) is None]
+        images = isinstance(split, PixelSplit)
+        if images:  # one example through the prefix tells each k's shape
+            probe = adapter.hidden_states(runner, split.collate(np.arange(1), device), candidates)
+            shapes = {j: tuple(int(d) for d in t.shape[1:]) for j, t in probe.items()}
+        else:
+            shapes = {j: (int(encoder.config.hidden_size),) for j in candidates}
+        rows = len(split) if images else int(offsets[-1])
+        width = {j: int(np.prod(shape)) for j, shape in shapes.items()}
+        itemsize = np.dtype(self.dtype).itemsize
+        ks = {k}
+        if sum(rows * width[j] * itemsize for j in candidates) <= self.max_bytes // 2:
+            ks.update(candidates)
+        targets = {j: self._open(self._key(self._prefix(encoder, j), split_hash),
+                                 (rows, width[j])) for j in sorted(ks)}
         try:
             order = np.argsort(lengths, kind="stable")
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                batch = collate(split, idx, pad_id, device)
-                batch.pop("labels")
+                if images:
+                    batch = split.collate(idx, device)
+                else:
+                    batch = collate(split, idx, pad_id, device)
+                    batch.pop("labels")
                 states = adapter.hidden_states(runner, batch, sorted(ks))
                 for j, tensor in states.items():
-                    values = tensor.float().cpu().numpy()  # (B, T, H)
+                    values = tensor.float().cpu().numpy()  # (B, T, H), or (B, *shape) for images
                     out = targets[j][1]
+                    if images:
+                        out[idx] = values.reshape(len(idx), -1)
+                        continue
                     for row, i in enumerate(idx):
                         out[offsets[i]:offsets[i + 1]] = values[row, :lengths[i]]
         finally:
             encoder.train(was_training)
         result = {}
         for j, (key, hidden, tmp) in targets.items():
-            result[j] = self._commit(key, hidden, tmp, offsets, lengths)
+            result[j] = self._commit(key, hidden, tmp, offsets, lengths,
+                                     shapes[j] if images else None)
             if j != k:
                 self._remember(key, result[j])
         self._evict()
@@ -297,21 +331,22 @@ class PrefixCache:
             return key, np.empty(shape, dtype=self.dtype), None
 
     def _commit(self, key: str, hidden: np.ndarray, tmp: Path | None, offsets: np.ndarray,
-                lengths: np.ndarray) -> CachedSplit:
+                lengths: np.ndarray, shape: tuple[int, ...] | None = None) -> CachedSplit:
         if tmp is None:
-            return CachedSplit(hidden, offsets, lengths)
+            return CachedSplit(hidden, offsets, lengths, shape=shape)
         meta_path, hidden_path = self._paths(key)
         try:
             if isinstance(hidden, np.memmap):
                 hidden.flush()
             tmp.replace(hidden_path)
             tmp_meta = meta_path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp_meta, offsets=offsets, lengths=lengths)
+            extra = {} if shape is None else {"shape": np.asarray(shape, dtype=np.int64)}
+            np.savez(tmp_meta, offsets=offsets, lengths=lengths, **extra)
             tmp_meta.replace(meta_path)  # the meta file last: its presence marks a whole entry
-            return CachedSplit(np.load(hidden_path, mmap_mode="r"), offsets, lengths)
+            return CachedSplit(np.load(hidden_path, mmap_mode="r"), offsets, lengths, shape=shape)
         except OSError as exc:  # the filled array is still readable where it is
             logger.warning("prefix cache entry not written to %s: %s", self.folder, exc)
-            return CachedSplit(hidden, offsets, lengths)
+            return CachedSplit(hidden, offsets, lengths, shape=shape)
 
     def _evict(self) -> None:
         entries = []
