@@ -158,8 +158,12 @@ def test_fine_tune_and_search_on_images_with_a_hugging_face_resnet(tmp_path: Pat
     top = "encoder.stages.3.layers.0.layer.0.convolution.weight"  # a trained stage moved
     assert not torch.equal(pristine.state_dict()[top], trained.state_dict()[top])
 
-    search = autoft.search((images, labels), model=str(folder), n_trials=4, device="cpu",
-                           out=tmp_path / "out", validation_size=32, cache_dir=tmp_path / "cache")
+    space = {"frozen_layers": {"type": "int", "low": 0, "high": "L"}, "learning_rate": 3e-3,
+             "head_learning_rate": 1e-2, "epochs": 4, "batch_size": 16, "resolution": 32,
+             "baselines": [{"frozen_layers": "L"}, {"frozen_layers": 0}]}
+    search = autoft.search((images, labels), model=str(folder), space=space, n_trials=4,
+                           device="cpu", out=tmp_path / "out", validation_size=32,
+                           cache_dir=tmp_path / "cache")
     assert search.best_score_ is not None and search.best_score_ >= 0.8
     frozen = {t.user_attrs["strategy"]["frozen_layers"] for t in search.study_.trials}
     assert 4 in frozen and 0 in frozen  # the probe and full fine-tuning baselines ran
@@ -208,3 +212,31 @@ def test_image_training_from_cached_stages_equals_training_without(build, tmp_pa
     assert cache.misses == 2  # one pass per split filled every k that pays
     part = cache.get(encoder, num_layers, train.subset(np.arange(5)), 0, torch.device("cpu"))
     assert cache.misses == 2 and len(part) == 5  # a subset is served from its parent's entry
+
+
+def test_resolution_is_a_searched_image_field(tmp_path: Path) -> None:
+    import autoft
+    from autoft.errors import SearchSpaceError, StrategyError
+
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    images, labels = _colour_images(64)
+    space = {"frozen_layers": {"type": "int", "low": 2, "high": "L"},
+             "learning_rate": 3e-3, "head_learning_rate": 1e-2, "epochs": 1, "batch_size": 16,
+             "resolution": {"type": "categorical", "choices": [24, 40]}, "baselines": []}
+    result = autoft.search((images, labels), model=str(folder), space=space, n_trials=4,
+                           device="cpu", out=tmp_path / "out", validation_size=24,
+                           cache_dir=tmp_path / "cache", curve_sizes=())
+    trials = [t for t in result.study_.trials if t.state.is_finished()]
+    sizes = {t.user_attrs["strategy"]["resolution"] for t in trials}
+    assert sizes <= {24, 40} and len(trials) == 4
+    assert all(f"{t.user_attrs['strategy']['resolution']} px" in t.user_attrs["description"]
+               for t in trials)
+    fitted = autoft.fine_tune((images, labels), {"frozen_layers": 4, "head_learning_rate": 1e-2,
+                                                 "resolution": 40}, model=str(folder),
+                              device="cpu", validation_size=24, cache=False)
+    assert fitted.tokenizer.resolution == 40  # predict() reads images as trained
+    with pytest.raises(StrategyError, match="resolution=8 must be an integer from 16"):
+        autoft.Strategy(resolution=8)
+    with pytest.raises(SearchSpaceError, match="'resolution', a field of image backbones"):
+        autoft.search(([f"text {i}" for i in range(20)], [0, 1] * 10), space=space,
+                      n_trials=1, out=tmp_path / "text")

@@ -33,7 +33,7 @@ from autoft._version import __version__
 from autoft.analysis import Recommendation, recommend_from_info
 from autoft.budget import Budget, plural
 from autoft.data import TaskData, load_task_data
-from autoft.errors import BackboneError, StudyError, TrialError
+from autoft.errors import BackboneError, SearchSpaceError, StudyError, TrialError
 from autoft.models.adapter import adapter_for, combine_digests
 from autoft.models.backbone import (
     UNKNOWN_TOKEN_WARNING,
@@ -390,6 +390,9 @@ def search(
         config = dataclasses.replace(config, model=str(model))
         if space is None:  # the bundled default is for text: image data get image.yaml
             search_space = SearchSpace.load("image")
+    if not images and search_space.field_values("resolution"):
+        raise SearchSpaceError("the search space sets 'resolution', a field of image backbones, "
+                               "but the data are texts: leave it out")
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     if not task_data.is_pair and search_space.field_values("pair_encoding"):

@@ -222,7 +222,7 @@ def refit(
         seed = int(trial_seed) if trial_seed is not None else int(info["seed"])
     strategy = rec.strategy
     started = time.monotonic()
-    train_enc = encode_split(tokenizer, task.train, max_length)
+    train_enc = encode_split(tokenizer, task.train, max_length, strategy.resolution)
     evals_per_epoch = int(info["evals_per_epoch"])
     total = len(eval_steps(-(-len(train_enc) // strategy.batch_size), strategy.epochs,
                            evals_per_epoch))
@@ -236,7 +236,8 @@ def refit(
 
     kind = task.kind  # bound to the labels once (regression: their mean and spread)
     outcome, model = train_strategy(
-        encoder, strategy, train_enc, encode_split(tokenizer, task.validation, max_length),
+        encoder, strategy, train_enc,
+        encode_split(tokenizer, task.validation, max_length, strategy.resolution),
         task.num_labels, pad_id=pad, metric=info["metric"], task=kind, device=dev,
         seed=seed, evals_per_epoch=evals_per_epoch, keep_best=True,
         cache=PrefixCache() if cache else None, report=report,
@@ -245,7 +246,7 @@ def refit(
     model.cached_layers = 0
     test_score = test_view = None
     if task.test is not None:
-        test_enc = encode_split(tokenizer, task.test, max_length)
+        test_enc = encode_split(tokenizer, task.test, max_length, strategy.resolution)
         outputs = predict_outputs(model, test_enc, pad, dev)  # (N, K)
         test_score = kind.score(info["metric"], test_enc.labels, outputs)
         test_view = kind.view([kind.details(test_enc.labels, outputs)], task.labels)

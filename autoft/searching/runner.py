@@ -325,8 +325,10 @@ class TrialRunner:
         self.encoder = encoder
         self.device = resolve_device(config.device)
         self.pad_id = pad_id(tokenizer)
+        self.tokenizer = tokenizer
         self.train = encode_split(tokenizer, config.task.train, config.max_length)
         self.validation = encode_split(tokenizer, config.task.validation, config.max_length)
+        self._by_resolution: dict[int, tuple[Any, Any]] = {}
         self.versions = versions()
         self.fingerprint = config.task.fingerprint()
         self.cache = PrefixCache(config.cache_dir) if config.use_cache else None
@@ -354,6 +356,18 @@ class TrialRunner:
             trial.set_user_attr(Attr.FAIL_REASON, f"{type(exc).__name__}: {exc}")
             trial.set_user_attr(Attr.TRACEBACK, traceback.format_exc(limit=20))
             raise
+
+    def _splits(self, resolution: int | None) -> tuple[Any, Any]:
+        """The training and validation splits encoded for a strategy: the run's own, or for an
+        image strategy with its own ``resolution``, those pixels (made once, then kept)."""
+        if resolution is None:
+            return self.train, self.validation
+        if resolution not in self._by_resolution:
+            task = self.config.task
+            self._by_resolution[resolution] = (
+                encode_split(self.tokenizer, task.train, resolution=resolution),
+                encode_split(self.tokenizer, task.validation, resolution=resolution))
+        return self._by_resolution[resolution]
 
     def _predicted_seconds(self, strategy: Strategy, size: int) -> float | None:
         """What the cost model says this fine-tune takes (None before any trial trained)."""
@@ -420,7 +434,8 @@ class TrialRunner:
                     Attr.FAIL_REASON, f"not started: the cost model predicts {predicted:.0f} s, "
                     f"and {max(0.0, left):.0f} s of the budget were left")
                 raise optuna.TrialPruned("would not finish in the time left")
-        train_part = self.train if size >= full else self.train.subset(
+        train_all, validation = self._splits(strategy.resolution)
+        train_part = train_all if size >= full else train_all.subset(
             nested_subset(self.train.labels, size, cfg.seed, stratify=self.stratify))
         if self.progress is not None:
             self.progress.on_trial_start(trial.number, strategy)
@@ -464,7 +479,7 @@ class TrialRunner:
                 beat.__enter__()
             try:
                 outcome, model = train_strategy(
-                    self.encoder, strategy, train_part, self.validation, cfg.task.num_labels,
+                    self.encoder, strategy, train_part, validation, cfg.task.num_labels,
                     pad_id=self.pad_id, metric=cfg.metric, task=cfg.task.kind, device=self.device,
                     seed=trial_seed, evals_per_epoch=cfg.evals_per_epoch, deadline=trial_deadline,
                     report=report, cache=self.cache,

@@ -90,6 +90,7 @@ BASE_FIELDS: dict[str, type] = {
     "weight_decay": float,
     "warmup_ratio": float,
     "loss": str,
+    "resolution": int,
 }
 _BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS,
                                              "pair_encoding": PAIR_ENCODINGS}
@@ -261,6 +262,10 @@ class Strategy:
             cosine similarity (standardised, then ``Linear(1, K)``; Sentence-BERT's regression
             objective; the ``head`` fields are unused). Neither uses the prefix cache. Default
             ``"joint"``; not searched for single texts, where only ``"joint"`` is valid.
+        resolution: For image backbones, the side of the square input in pixels (images are
+            resized and centre-cropped to it; see :mod:`autoft.training.pixels`); compute grows
+            with its square, so on a CPU it trades accuracy for time. None: the backbone's own
+            (224 for EfficientNet-Lite0). Must be None for text. Default None.
 
     Class attributes (set by each kind):
         kind: The registry name.
@@ -290,6 +295,7 @@ class Strategy:
     warmup_ratio: float = 0.1
     loss: str | None = None
     pair_encoding: str = "joint"
+    resolution: int | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Strategy:
         if cls is Strategy:  # the base class builds the default kind
@@ -322,6 +328,11 @@ class Strategy:
             (self.loss is None or (isinstance(self.loss, str) and bool(self.loss)),
              f"loss={self.loss!r} must be a loss name such as 'huber', or None for the task's "
              "default"),
+            (self.resolution is None or (isinstance(self.resolution, int)
+                                         and not isinstance(self.resolution, bool)
+                                         and 16 <= self.resolution <= 2048),
+             f"resolution={self.resolution!r} must be an integer from 16 to 2048 (pixels), or "
+             "None for the backbone's own"),
         ]
         own = self.LEARNING_RATE_FIELD
         if own != "learning_rate":
@@ -426,6 +437,9 @@ class Strategy:
                    else f"texts of a pair encoded apart, {self.pooling} pooling")
         head = ("cosine-similarity head" if self.pair_encoding == "cosine"
                 else self.head.describe())
+        if self.resolution is not None:  # an image backbone: pooled by its own rule
+            return (f"{self.body(num_layers)}; {lrs}; {head}; {self.resolution} px; "
+                    f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}")
         return (
             f"{self.body(num_layers)}; {lrs}; {head}, {pooling}; "
             f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}"
@@ -437,10 +451,13 @@ class Strategy:
 
     def _pair_variant(self, variant: str = "") -> str:
         """A family's ``variant`` with separate pair encoding marked (no prefix cache, two
-        encoder passes: it costs differently)."""
-        if self.pair_encoding == "joint":
-            return variant
-        return f"{variant} {self.pair_encoding}".strip()
+        encoder passes: it costs differently) and an image resolution (compute grows with its
+        square)."""
+        if self.pair_encoding != "joint":
+            variant = f"{variant} {self.pair_encoding}".strip()
+        if self.resolution is not None:
+            variant = f"{variant} {self.resolution}px".strip()
+        return variant
 
     # -- hooks acting on a model -----------------------------------------------------------
 

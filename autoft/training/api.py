@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -188,8 +189,8 @@ def fine_tune(
         )
     dev = resolve_device(device)
     pad = pad_id(tokenizer)
-    train_enc = encode_split(tokenizer, data_task.train, max_length)
-    val_enc = encode_split(tokenizer, data_task.validation, max_length)
+    train_enc = encode_split(tokenizer, data_task.train, max_length, strategy.resolution)
+    val_enc = encode_split(tokenizer, data_task.validation, max_length, strategy.resolution)
     total = len(eval_steps(-(-len(train_enc) // strategy.batch_size), strategy.epochs,
                            evals_per_epoch))
     started = time.monotonic()
@@ -210,8 +211,10 @@ def fine_tune(
     clf.cached_layers = 0  # predictions and exports run the whole model from token ids
     test_score = None
     if data_task.test is not None:
-        test_enc = encode_split(tokenizer, data_task.test, max_length)
+        test_enc = encode_split(tokenizer, data_task.test, max_length, strategy.resolution)
         test_score = evaluate(clf, test_enc, test_enc.labels, metric, pad, dev, task=kind)
+    if strategy.resolution is not None:  # predict() reads images as the model was trained
+        tokenizer = dataclasses.replace(tokenizer, resolution=strategy.resolution)
     return FineTuneResult(
         model=clf, tokenizer=tokenizer, task=data_task, outcome=outcome,
         validation_score=outcome.best_score, test_score=test_score, max_length=max_length,

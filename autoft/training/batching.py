@@ -60,7 +60,8 @@ def pad_id(tokenizer: Any) -> int:
     return int(pad) if pad is not None else 0
 
 
-def encode_split(tokenizer: Any, split: Split, max_length: int = 128) -> Any:
+def encode_split(tokenizer: Any, split: Split, max_length: int = 128,
+                 resolution: int | None = None) -> Any:
     """Tokenize a split (text pairs as the tokenizer's pair encoding), truncating to max_length;
     for an image backbone, its images as pixels.
 
@@ -70,6 +71,8 @@ def encode_split(tokenizer: Any, split: Split, max_length: int = 128) -> Any:
         split: The split.
         max_length: Longest sequence kept, in tokens (longer ones are truncated). Default 128.
             Unused for images.
+        resolution: For images, the side in pixels (a strategy's ``resolution``); None: the
+            backbone's own. Default None.
 
     Returns:
         An :class:`EncodedSplit`, or a :class:`~autoft.training.pixels.PixelSplit` for images.
@@ -77,7 +80,12 @@ def encode_split(tokenizer: Any, split: Split, max_length: int = 128) -> Any:
     from autoft.training.pixels import ImageInputs
 
     if isinstance(tokenizer, ImageInputs):
-        return tokenizer.encode(split)
+        return tokenizer.encode(split, resolution)
+    if resolution is not None:
+        from autoft.errors import StrategyError
+
+        raise StrategyError(f"resolution={resolution} is a field of image backbones; a text "
+                            "backbone reads tokens: leave it out")
     enc = tokenizer(
         split.texts, split.text_pairs, truncation=True, max_length=max_length,
         return_attention_mask=False,
