@@ -27,6 +27,10 @@ TARGET = "transformers.models.auto.modeling_auto"
 
 
 def _register() -> None:
+    module = sys.modules.get("autoft.models.hf_model")
+    if module is not None and not hasattr(module, "register_auto_classes"):
+        return  # it is being imported (it imported transformers' Auto classes): it registers
+        # the classes itself when its import ends
     try:
         from autoft.models.hf_model import register_auto_classes
 

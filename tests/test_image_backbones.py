@@ -75,7 +75,7 @@ def test_efficientnet_lite_as_seven_stages_equals_the_original_network() -> None
     adapter = adapter_for(model)
     parts = locate_parts(model)
     assert parts.num_layers == 7 and [len(s) for s in parts.layers] == [1, 2, 2, 3, 3, 4, 1]
-    assert parts.post == (model.head,)
+    assert parts.post == (model.conv_head,)
     pixels = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = network._avg_pooling(network.extract_features(pixels)).flatten(1)
@@ -240,3 +240,37 @@ def test_resolution_is_a_searched_image_field(tmp_path: Path) -> None:
     with pytest.raises(SearchSpaceError, match="'resolution', a field of image backbones"):
         autoft.search(([f"text {i}" for i in range(20)], [0, 1] * 10), space=space,
                       n_trials=1, out=tmp_path / "text")
+
+
+def test_a_refit_image_model_loads_in_the_image_classification_pipeline(tmp_path: Path) -> None:
+    import transformers
+
+    import autoft
+    from autoft.data.images import open_image
+    from autoft.training.pixels import ImageInputs
+
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    images, labels = _colour_images(64)
+    space = {"frozen_layers": 2, "learning_rate": 3e-3, "head_learning_rate": 1e-2, "epochs": 4,
+             "batch_size": 16, "resolution": 40, "baselines": []}
+    autoft.search((images, labels), model=str(folder), space=space, n_trials=1, device="cpu",
+                  out=tmp_path / "out", validation_size=24, cache_dir=tmp_path / "cache",
+                  curve_sizes=(), seeds=1)
+    refit = autoft.refit(tmp_path / "out", save_to=tmp_path / "model", device="cpu",
+                         cache=False, data=(images, labels))
+    assert refit.pipeline_task == "image-classification"
+    assert "image column" in (tmp_path / "model" / "README.md").read_text()
+    clf = transformers.pipeline("image-classification", model=str(tmp_path / "model"),
+                                device="cpu")
+    task = autoft.load_task_data((images, labels), validation_size=24)
+    pictures = [open_image(ref) for ref in task.validation.images]
+    best = [out[0]["label"] for out in clf(pictures, top_k=1)]
+    truth = [task.id2label[int(i)] for i in task.validation.labels]
+    accuracy = float(np.mean([a == b for a, b in zip(best, truth)]))
+    assert accuracy == pytest.approx(refit.validation_score, abs=1e-9)
+    # the folder's processor makes the pixels the model was trained on
+    processor = transformers.AutoImageProcessor.from_pretrained(tmp_path / "model")
+    mine = ImageInputs(40, (0.5,) * 3, (0.25,) * 3).encode(task.validation).collate(
+        np.arange(len(pictures)), torch.device("cpu"))["pixel_values"]
+    theirs = processor(pictures, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(theirs, mine, atol=1e-5, rtol=0)

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+)
 
 from autoft.models import modeling_autoft
 from autoft.models.classifier import AutoftClassifier
-from autoft.models.modeling_autoft import AutoftConfig, AutoftForSequenceClassification
+from autoft.models.modeling_autoft import (
+    AutoftConfig,
+    AutoftForImageClassification,
+    AutoftForSequenceClassification,
+)
 from autoft.strategies.base import Head
 from autoft.tasks import task_kind
 
@@ -32,8 +40,9 @@ def to_pretrained(
     model: AutoftClassifier, id2label: dict[int, str], strategy: dict[str, Any],
     task: str = "classification", max_length: int | None = None,
     output_transform: tuple[float, float] = (1.0, 0.0),
-) -> AutoftForSequenceClassification:
-    """Turn a trained classifier into a ``PreTrainedModel`` with the same weights.
+) -> AutoftForSequenceClassification | AutoftForImageClassification:
+    """Turn a trained classifier into a ``PreTrainedModel`` with the same weights (an
+    :class:`AutoftForImageClassification` for an image backbone).
 
     Args:
         model: The trained classifier (already passed through the strategy's ``export`` hook).
@@ -63,7 +72,10 @@ def to_pretrained(
         id2label={int(i): str(n) for i, n in id2label.items()},
         label2id={str(n): int(i) for i, n in id2label.items()},
     )
-    out = AutoftForSequenceClassification(config)
+    from autoft.models.image import ImageAdapter
+
+    image = isinstance(model.adapter, ImageAdapter)
+    out = AutoftForImageClassification(config) if image else AutoftForSequenceClassification(config)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not k.endswith("position_ids") for k in missing):
         raise RuntimeError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
@@ -97,11 +109,16 @@ def make_portable(folder: str | Path) -> None:
 
 
 def register_auto_classes() -> None:
-    """Register :class:`AutoftConfig` and :class:`AutoftForSequenceClassification` with
-    transformers' ``AutoConfig`` and ``AutoModelForSequenceClassification`` (idempotent)."""
+    """Register :class:`AutoftConfig`, :class:`AutoftForSequenceClassification` and
+    :class:`AutoftForImageClassification` with transformers' ``AutoConfig``,
+    ``AutoModelForSequenceClassification`` and ``AutoModelForImageClassification``
+    (idempotent)."""
     AutoConfig.register("autoft", AutoftConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(
         AutoftConfig, AutoftForSequenceClassification, exist_ok=True
+    )
+    AutoModelForImageClassification.register(
+        AutoftConfig, AutoftForImageClassification, exist_ok=True
     )
 
 

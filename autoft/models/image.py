@@ -170,7 +170,7 @@ class ConvNetAdapter(ImageAdapter):
         "resnet": (("embedder",), ("encoder.stages",), ()),
         "convnext": (("embeddings",), ("encoder.stages",), ("layernorm",)),
         "convnextv2": (("embeddings",), ("encoder.stages",), ("layernorm",)),
-        "efficientnet-lite": (("stem",), ("stages",), ("head",)),
+        "efficientnet-lite": (("stem",), ("stages",), ("conv_head",)),
     }
 
     def block(self, model: nn.Module, index: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -179,7 +179,7 @@ class ConvNetAdapter(ImageAdapter):
 
     def pool(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         if str(model.config.model_type) == "efficientnet-lite":  # its head convolution comes
-            return model.head(hidden).mean(dim=(-2, -1))  # type: ignore[operator]  # first
+            return model.conv_head(hidden).mean(dim=(-2, -1))  # type: ignore[operator]  # first
         return super().pool(model, hidden)
 
 
@@ -252,7 +252,7 @@ def _stage_groups(blocks_args: list[Any]) -> list[int]:
 class EfficientNetLiteModel(nn.Module):
     """EfficientNet-Lite as stages: ``stem`` (convolution, BatchNorm, ReLU6), ``stages`` (7
     ``nn.Sequential`` of the model's MBConv blocks, one per block group of the architecture),
-    ``head`` (1x1 convolution to 1,280 channels, BatchNorm, ReLU6). Features: global average
+    ``conv_head`` (1x1 convolution to 1,280 channels, BatchNorm, ReLU6). Features: global average
     pooling of the head's output (what the original ``extract_features`` + ``_avg_pooling``
     compute, without the drop-connect of training, which the search does not use).
 
@@ -272,7 +272,9 @@ class EfficientNetLiteModel(nn.Module):
             stages.append(nn.Sequential(*blocks[start:start + n]))
             start += n
         self.stages = nn.ModuleList(stages)
-        self.head = nn.Sequential(network._conv_head, network._bn1, nn.ReLU6())
+        # not "head": an exported model's classifier is its "head", and transformers' loading
+        # would take one for the other
+        self.conv_head = nn.Sequential(network._conv_head, network._bn1, nn.ReLU6())
 
     @classmethod
     def from_network(cls, network: nn.Module, variant: str = EFFICIENTNET_LITE0
@@ -287,7 +289,7 @@ class EfficientNetLiteModel(nn.Module):
         hidden = self.stem(pixel_values)
         for stage in self.stages:
             hidden = stage(hidden)
-        return self.head(hidden).mean(dim=(-2, -1))
+        return self.conv_head(hidden).mean(dim=(-2, -1))
 
 
 def _counts_from_blocks(blocks: list[nn.Module]) -> list[int]:

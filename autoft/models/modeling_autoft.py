@@ -1,4 +1,5 @@
-"""autoft's exported model, standalone: this file imports only torch and transformers.
+"""autoft's exported model, standalone: this file imports only torch and transformers (an exported
+EfficientNet-Lite also needs autoft, which builds that backbone).
 
 It defines the head, the pooling and the Hugging Face classes of a model fine-tuned by autoft.
 ``autoft`` registers the classes with transformers' Auto classes; a *portable* export
@@ -14,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
-__all__ = ["AutoftConfig", "AutoftForSequenceClassification", "CosineHead", "build_head",
+__all__ = ["AutoftConfig", "AutoftForImageClassification", "AutoftForSequenceClassification",
+           "CosineHead", "build_head", "image_features",
            "make_head", "pair_features", "pool", "pooled_features", "split_pair",
            "truncate_inputs"]
 
@@ -322,3 +324,73 @@ class AutoftForSequenceClassification(PreTrainedModel):
             else:
                 loss = nn.functional.cross_entropy(logits.float(), labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def image_features(encoder: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The pooled features ``(B, H)`` of an image backbone, by its own forward: global average
+    pooling (ResNet's ``pooler_output``; ConvNeXt's, after its final LayerNorm), a ViT's class
+    token after its final LayerNorm, or EfficientNet-Lite's pooled head output."""
+    model_type = str(getattr(encoder.config, "model_type", ""))
+    if model_type == "efficientnet-lite":
+        return encoder(pixel_values)
+    if model_type in ("vit", "deit"):
+        out = encoder(pixel_values=pixel_values, interpolate_pos_encoding=True)
+        return out.last_hidden_state[:, 0]
+    return encoder(pixel_values=pixel_values).pooler_output.flatten(1)
+
+
+def _image_encoder(backbone_config: dict[str, Any]) -> nn.Module:
+    values = dict(backbone_config)
+    model_type = values.pop("model_type")
+    if model_type == "efficientnet-lite":  # not a transformers model: autoft builds it
+        # (imported by name: a portable folder's copy of this file must not name autoft in an
+        # import statement, which transformers' remote-code check would require installed)
+        import importlib
+
+        return importlib.import_module("autoft.models.image").efficientnet_lite0(pretrained=False)
+    from transformers import AutoConfig, AutoModel
+
+    return AutoModel.from_config(AutoConfig.for_model(model_type, **values))
+
+
+class AutoftForImageClassification(PreTrainedModel):
+    """An image backbone, its pooling and a head, as a ``PreTrainedModel``: what
+    ``transformers.pipeline("image-classification", model=DIR)`` loads from a refit folder of an
+    image task (with the folder's ``preprocessor_config.json``).
+
+    Args:
+        config: The model's :class:`AutoftConfig` (``backbone_config`` of an image backbone).
+    """
+
+    config_class = AutoftConfig
+    base_model_prefix = "encoder"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: AutoftConfig) -> None:
+        super().__init__(config)
+        self.encoder = _image_encoder(config.backbone_config)
+        sizes = config.backbone_config.get("hidden_sizes")
+        width = int(sizes[-1]) if sizes else int(config.backbone_config["hidden_size"])
+        self.head = make_head(width, len(config.id2label or {}), config.head)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Weights come from the saved folder; fresh ones only matter for an untrained model."""
+        if isinstance(module, nn.Linear) and module in set(self.head.modules()):
+            module.weight.data.normal_(mean=0.0, std=0.02)
+            if module.bias is not None:
+                module.bias.data.zero_()
+
+    def forward(self, pixel_values: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, **kwargs: Any) -> ImageClassifierOutput:
+        """Outputs of a batch of ``pixel_values`` ``(B, 3, R, R)``: ``logits`` ``(B, K)`` (and
+        the cross-entropy ``loss`` with ``labels`` ``(B,)``).
+
+        Raises:
+            ValueError: ``pixel_values`` is missing.
+        """
+        if pixel_values is None:
+            raise ValueError("AutoftForImageClassification needs pixel_values")
+        logits = self.head(image_features(self.encoder, pixel_values))  # (B, K)
+        loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
+        return ImageClassifierOutput(loss=loss, logits=logits)

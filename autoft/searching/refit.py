@@ -9,6 +9,7 @@ with ``transformers.pipeline("text-classification", model=DIR)`` once ``autoft``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from autoft.training import (
     resolve_device,
     train_strategy,
 )
+from autoft.training.pixels import ImageInputs
 
 __all__ = ["RefitResult", "refit"]
 
@@ -91,6 +93,13 @@ def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_tas
                  f'clf = transformers.pipeline("{pipeline_task}", model="{result.path}", '
                  "trust_remote_code=True)"]
     classes = ", ".join(f"{i} = {n}" for i, n in (data.get("id2label") or {}).items())
+    image = data.get("modality") == "image"
+    inputs = (f"- inputs: images (any size and mode), read as RGB, resized so the shorter side is "
+              f"{result.strategy.get('resolution') or 'the backbone resolution'} px and "
+              "centre-cropped, as in training (the folder's preprocessor_config.json)"
+              if image else
+              f"- inputs: at most {info.get('max_length')} tokens, as in training; longer texts "
+              "are cut to that length (the first tokens and the end-of-text token).")
     return "\n".join([
         "---", "library_name: transformers", f"pipeline_tag: {pipeline_task}",
         "tags: [autoft]", "---", "",
@@ -104,13 +113,12 @@ def model_card(info: dict[str, Any], rec: Any, result: RefitResult, pipeline_tas
         "## Scores", "", "| data | metric | value |", "|---|---|---|", *scores, "",
         "## Data", "",
         f"- training: {data.get('train_size')} examples from `{data.get('source')}` "
-        f"(text column `{data.get('text_column')}`"
+        f"({'image' if image else 'text'} column `{data.get('text_column')}`"
         + (f", pair column `{data.get('text_pair_column')}`" if data.get("text_pair_column")
            else "") + f", label column `{data.get('label_column')}`)",
         f"- validation: {data.get('validation_size')} examples",
         f"- classes: {classes}",
-        f"- inputs: at most {info.get('max_length')} tokens, as in training; longer texts are "
-        "cut to that length (the first tokens and the end-of-text token).", "",
+        inputs, "",
         "## How to load it", "", "```python", *load, "```", "",
         "The backbone's own terms (licence) apply to this model.", "",
     ])
@@ -252,6 +260,9 @@ def refit(
         test_view = kind.view([kind.details(test_enc.labels, outputs)], task.labels)
     from autoft.models.hf_model import make_portable, to_pretrained
 
+    pipeline_task = ("image-classification" if task.modality == "image"
+                     else kind.pipeline_task)
+
     if adapter:
         strategy.save_adapter(model, target / "adapter", hub_name(info), extra={
             "task": task.task, "max_length": max_length,
@@ -263,20 +274,23 @@ def refit(
                        strategy.to_dict(), task=task.task, max_length=max_length,
                        output_transform=kind.output_transform())
     hf.save_pretrained(target)
-    tokenizer.model_max_length = max_length  # truncation=True cuts where training cut
-    tokenizer.save_pretrained(target)
+    if isinstance(tokenizer, ImageInputs):  # the image processor, at the trained resolution
+        dataclasses.replace(tokenizer, resolution=strategy.resolution or tokenizer.resolution
+                            ).save_pretrained(target)
+    else:
+        tokenizer.model_max_length = max_length  # truncation=True cuts where training cut
+        tokenizer.save_pretrained(target)
     if portable:
         make_portable(target)
     result = RefitResult(
         path=str(target.resolve()), trial_number=rec.trial_number, strategy=strategy.to_dict(),
         validation_score=outcome.best_score, test_score=test_score,
         test_size=None if task.test is None else len(task.test), seconds=round(seconds, 1),
-        metric=info["metric"], pipeline_task=kind.pipeline_task,
+        metric=info["metric"], pipeline_task=pipeline_task,
         validation_view=kind.view([outcome.details], task.labels), test_view=test_view,
     )
     (target / "autoft_refit.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (target / "README.md").write_text(model_card(info, rec, result, kind.pipeline_task,
-                                                 portable))
+    (target / "README.md").write_text(model_card(info, rec, result, pipeline_task, portable))
     _match_umask(target)
     study.set_user_attr(StudyAttr.REFIT, asdict(result))
     logger.info("refit of trial %d saved to %s (test %s)", rec.trial_number, target, test_score)

@@ -144,6 +144,21 @@ class ImageInputs:
             pixels[i] = resize_center_crop(open_image(ref), size)
         return PixelSplit(pixels, np.asarray(split.labels), self.mean, self.std)
 
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write a ``preprocessor_config.json`` that ``transformers.AutoImageProcessor`` (and so
+        ``pipeline("image-classification")``) reads as this preprocessing: a
+        ``ConvNextImageProcessor`` with ``crop_pct`` 1 resizes the shorter side to R and crops
+        the centre R x R, bilinear, then rescales by 1/255 and normalises."""
+        config = {
+            "image_processor_type": "ConvNextImageProcessor",
+            "do_resize": True, "size": {"shortest_edge": self.resolution}, "crop_pct": 1.0,
+            "resample": 2,  # PIL.Image.BILINEAR
+            "do_rescale": True, "rescale_factor": 1 / 255,
+            "do_normalize": True, "image_mean": list(self.mean), "image_std": list(self.std),
+        }
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (stored with a study)."""
         return {"resolution": self.resolution, "mean": list(self.mean), "std": list(self.std)}
