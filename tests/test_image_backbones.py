@@ -274,3 +274,56 @@ def test_a_refit_image_model_loads_in_the_image_classification_pipeline(tmp_path
         np.arange(len(pictures)), torch.device("cpu"))["pixel_values"]
     theirs = processor(pictures, return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(theirs, mine, atol=1e-5, rtol=0)
+
+
+def test_augmentation_crops_and_flips_reproducibly_and_skips_the_cache(tmp_path: Path) -> None:
+    import autoft
+    from autoft.errors import StrategyError
+    from autoft.training.pixels import augment_batch
+    from autoft.training.prefix_cache import PrefixCache
+
+    pixels = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    first = augment_batch(pixels, torch.Generator().manual_seed(3))
+    again = augment_batch(pixels, torch.Generator().manual_seed(3))
+    assert torch.equal(first, again) and first.shape == pixels.shape
+    assert not torch.equal(first, pixels)
+    # a full-size crop with a flip is the mirrored image
+    mirrored = augment_batch(pixels, torch.Generator().manual_seed(0), scale=(1.0, 1.0),
+                             ratio=(1.0, 1.0))
+    for b in range(2):
+        assert torch.equal(mirrored[b], pixels[b]) or torch.equal(mirrored[b], pixels[b].flip(-1))
+    strategy = autoft.Strategy(frozen_layers=4, augment="flip_crop", resolution=32)
+    assert strategy.cached_layers(4) == 0 and "flip+crop" in strategy.describe(4)
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    images, labels = _colour_images(40)
+    result = autoft.fine_tune((images, labels), strategy, model=str(folder), device="cpu",
+                              validation_size=12, cache=PrefixCache(tmp_path / "cache"))
+    assert not result.outcome.cached and result.outcome.steps > 0
+    with pytest.raises(StrategyError, match="augment='flip_crop' is a field of image"):
+        autoft.fine_tune(([f"text {i}" for i in range(20)], [0, 1] * 10),
+                         {"frozen_layers": 2, "augment": "flip_crop"}, device="cpu",
+                         cache=False)
+
+
+def test_the_report_shows_the_misclassified_validation_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    import autoft
+
+    folder = _tiny_resnet_folder(tmp_path / "resnet")
+    images, labels = _colour_images(64)
+    labels = [("blue" if v == "red" else "red") if i % 5 == 0 else v  # 20% wrong labels
+              for i, v in enumerate(labels)]
+    space = {"frozen_layers": 2, "learning_rate": 3e-3, "head_learning_rate": 1e-2, "epochs": 3,
+             "batch_size": 16, "resolution": 32, "baselines": []}
+    result = autoft.search((images, labels), model=str(folder), space=space, n_trials=1,
+                           device="cpu", out=tmp_path / "out", validation_size=24,
+                           cache_dir=tmp_path / "cache", curve_sizes=(), seeds=1)
+    (trial,) = [t for t in result.study_.trials if t.state.is_finished()]
+    shown = trial.user_attrs["outcome"]["details"]["misclassified"]
+    wrong = round((1 - result.best_score_) * 24)
+    assert len(shown) == wrong > 0
+    grid = Image.open(tmp_path / "out" / "misclassified.png")
+    assert grid.width == 96 * min(8, wrong)
+    assert "![misclassified validation images](misclassified.png)" in (
+        tmp_path / "out" / "report.md").read_text()

@@ -155,6 +155,10 @@ def _task_view(report: dict[str, Any]) -> list[str]:
         if not view:
             continue
         out += (_confusion if view.get("type") == "classification" else _residuals)(view, caption)
+    if report.get("misclassified_grid"):
+        out += ["Misclassified validation images of the recommended strategy (its best evaluation; "
+                "most confident mistakes first; captions: true -> predicted):", "",
+                f"![misclassified validation images]({report['misclassified_grid']})", ""]
     return out
 
 

@@ -38,6 +38,10 @@ def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(study)
+    from autoft.report.images import GRID_FILE
+
+    if (out / GRID_FILE).is_file():  # drawn by the search for image classification
+        report["misclassified_grid"] = GRID_FILE
     paths = {"json": out / "report.json", "markdown": out / "report.md", "csv": out / "trials.csv"}
     tmp = {k: p.with_suffix(p.suffix + ".tmp") for k, p in paths.items()}
     tmp["json"].write_text(json.dumps(report, indent=2) + "\n")

@@ -173,6 +173,16 @@ class SearchResult:
                 f"recommended_strategy_={self.recommended_strategy_})")
 
 
+def _draw_misclassified(study: optuna.Study, task_data: TaskData, out_dir: Path) -> None:
+    """The report's grid of misclassified validation images; a failure only costs the grid."""
+    try:
+        from autoft.report.images import write_misclassified_grid
+
+        write_misclassified_grid(study, task_data.validation.images or [], out_dir)
+    except Exception:
+        logger.warning("the grid of misclassified images could not be drawn", exc_info=True)
+
+
 def _study_info(config: SearchConfig, task: TaskData, resolved: str, encoder: Any,
                 space: SearchSpace, max_length: int, paths: dict[str, str | None]) -> dict[str, Any]:
     adapter = adapter_for(encoder)
@@ -390,9 +400,10 @@ def search(
         config = dataclasses.replace(config, model=str(model))
         if space is None:  # the bundled default is for text: image data get image.yaml
             search_space = SearchSpace.load("image")
-    if not images and search_space.field_values("resolution"):
-        raise SearchSpaceError("the search space sets 'resolution', a field of image backbones, "
-                               "but the data are texts: leave it out")
+    for name in ("resolution", "augment"):
+        if not images and [v for v in search_space.field_values(name) if v != "none"]:
+            raise SearchSpaceError(f"the search space sets {name!r}, a field of image "
+                                   "backbones, but the data are texts: leave it out")
     task_data.kind.check_metric(str(config.metric), task_data.labels)
     task_data.kind.check_losses(search_space.field_values("loss"), "the search space")
     if not task_data.is_pair and search_space.field_values("pair_encoding"):
@@ -536,6 +547,8 @@ def search(
                 "stopped_because": state.stopped_because or "the sampler stopped",
                 "study_file": where,
             })
+            if images:
+                _draw_misclassified(study, task_data, out_dir)
             paths = write_report(study, out_dir)
             if progress is not None:
                 progress.on_search_end(state.stopped_because)

@@ -70,6 +70,10 @@ POOLINGS = ("cls", "mean")
 #: the head on ``[u, v, |u-v|, u*v]`` (Sentence-BERT's classification objective) or on the cosine
 #: similarity of the two (Sentence-BERT's regression objective).
 PAIR_ENCODINGS = ("joint", "separate", "cosine")
+#: Training-time image augmentations: ``"none"``, or ``"flip_crop"`` (a random resized crop of
+#: 50-100% of the area and aspect 3/4-4/3, then a horizontal flip half the time; the light
+#: augmentation of torchvision's ImageNet training recipe, with a milder crop for small data).
+AUGMENTATIONS = ("none", "flip_crop")
 #: The kind ``Strategy(...)`` builds and a stored strategy without a ``kind`` has.
 DEFAULT_KIND = "freeze"
 
@@ -91,8 +95,10 @@ BASE_FIELDS: dict[str, type] = {
     "warmup_ratio": float,
     "loss": str,
     "resolution": int,
+    "augment": str,
 }
 _BASE_CHOICES: dict[str, tuple[Any, ...]] = {"head": HEAD_KINDS, "pooling": POOLINGS,
+                                             "augment": AUGMENTATIONS,
                                              "pair_encoding": PAIR_ENCODINGS}
 
 
@@ -266,6 +272,9 @@ class Strategy:
             resized and centre-cropped to it; see :mod:`autoft.training.pixels`); compute grows
             with its square, so on a CPU it trades accuracy for time. None: the backbone's own
             (224 for EfficientNet-Lite0). Must be None for text. Default None.
+        augment: For images, ``"flip_crop"`` augments each training batch (see
+            :data:`AUGMENTATIONS`); a strategy that augments cannot train from the prefix cache
+            (its inputs change every epoch). Default ``"none"``.
 
     Class attributes (set by each kind):
         kind: The registry name.
@@ -296,6 +305,7 @@ class Strategy:
     loss: str | None = None
     pair_encoding: str = "joint"
     resolution: int | None = None
+    augment: str = "none"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Strategy:
         if cls is Strategy:  # the base class builds the default kind
@@ -333,6 +343,8 @@ class Strategy:
                                          and 16 <= self.resolution <= 2048),
              f"resolution={self.resolution!r} must be an integer from 16 to 2048 (pixels), or "
              "None for the backbone's own"),
+            (self.augment in AUGMENTATIONS,
+             f"augment={self.augment!r} must be one of {AUGMENTATIONS}"),
         ]
         own = self.LEARNING_RATE_FIELD
         if own != "learning_rate":
@@ -438,7 +450,8 @@ class Strategy:
         head = ("cosine-similarity head" if self.pair_encoding == "cosine"
                 else self.head.describe())
         if self.resolution is not None:  # an image backbone: pooled by its own rule
-            return (f"{self.body(num_layers)}; {lrs}; {head}; {self.resolution} px; "
+            augment = "" if self.augment == "none" else f", {self.augment.replace('_', '+')}"
+            return (f"{self.body(num_layers)}; {lrs}; {head}; {self.resolution} px{augment}; "
                     f"{plural(self.epochs, 'epoch')}, batch {self.batch_size}{loss}")
         return (
             f"{self.body(num_layers)}; {lrs}; {head}, {pooling}; "
@@ -457,6 +470,8 @@ class Strategy:
             variant = f"{variant} {self.pair_encoding}".strip()
         if self.resolution is not None:
             variant = f"{variant} {self.resolution}px".strip()
+        if self.augment != "none":  # never cached: it costs like an uncached trial
+            variant = f"{variant} {self.augment}".strip()
         return variant
 
     # -- hooks acting on a model -----------------------------------------------------------
@@ -465,8 +480,8 @@ class Strategy:
         """How many bottom blocks (with the embeddings) this strategy leaves untouched and in eval
         mode, so that their outputs may come from the prefix cache (0: none; always for separate
         pair encoding, whose inputs are split inside the model)."""
-        if self.pair_encoding != "joint":
-            return 0
+        if self.pair_encoding != "joint" or self.augment != "none":
+            return 0  # inputs split inside the model, or changed every epoch
         return min(self.frozen_layers, num_layers)
 
     def apply(self, model: AutoftClassifier) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autoft.errors import DivergedError
+from autoft.errors import DivergedError, StrategyError
 from autoft.models.backbone import locate_parts
 from autoft.models.classifier import AutoftClassifier
 from autoft.strategies.apply import build_classifier
@@ -31,6 +31,7 @@ from autoft.strategies.base import Strategy
 from autoft.tasks import TaskKind, task_kind
 from autoft.training.batching import EncodedSplit, collate, length_grouped_batches
 from autoft.training.device import autocast, resolve_device
+from autoft.training.pixels import PixelSplit, augment_batch, misclassified_examples
 from autoft.training.prefix_cache import CachedSplit, PrefixCache, cache_pays
 
 __all__ = [
@@ -283,6 +284,11 @@ def train_strategy(
     trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
     best_state: dict[str, torch.Tensor] | None = None
 
+    if strategy.augment != "none" and isinstance(train, EncodedSplit):
+        raise StrategyError(f"augment={strategy.augment!r} is a field of image backbones; a "
+                            "text backbone reads tokens: leave it out")
+    augment = strategy.augment != "none" and not isinstance(train_data, EncodedSplit)
+    generator = torch.Generator().manual_seed(seed)  # the augmentations' draws
     step = 0
     stop = False
     model.train()
@@ -292,6 +298,8 @@ def train_strategy(
                 on_step()
             t0 = time.monotonic()
             batch = _inputs(train_data, indices, pad_id, device)
+            if augment and "pixel_values" in batch:
+                batch["pixel_values"] = augment_batch(batch["pixel_values"], generator)
             labels = torch.from_numpy(train.labels[indices]).to(device)  # (B,)
             with autocast(device):
                 outputs = model(**batch)  # (B, K)
@@ -329,6 +337,11 @@ def train_strategy(
                 if _better(score, outcome.best_score, direction):
                     outcome.best_score, outcome.best_eval = score, len(outcome.scores)
                     outcome.details = kind.details(validation.labels, outputs_val)
+                    if isinstance(validation, PixelSplit) and outputs_val.shape[1] > 1:
+                        # the report draws them (image classification)
+                        shown = misclassified_examples(validation.labels, outputs_val)
+                        outcome.details["misclassified"] = shown
+                        outcome.details["labels"] = [int(validation.labels[i]) for i, _ in shown]
                     if keep_best:
                         state = model.state_dict()
                         best_state = {name: state[name].detach().clone() for name in state

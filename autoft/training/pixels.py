@@ -22,7 +22,29 @@ import torch
 from autoft.data.images import open_image
 from autoft.errors import BackboneError
 
-__all__ = ["ImageInputs", "PixelSplit", "resize_center_crop"]
+__all__ = ["MAX_SHOWN", "ImageInputs", "PixelSplit", "augment_batch", "misclassified_examples",
+           "resize_center_crop"]
+
+#: Most misclassified examples a trial records (the report draws them).
+MAX_SHOWN = 32
+
+
+def misclassified_examples(labels: np.ndarray, outputs: np.ndarray,
+                           limit: int = MAX_SHOWN) -> list[list[int]]:
+    """``[index, predicted class]`` of up to ``limit`` misclassified examples, most confident
+    mistakes first.
+
+    Args:
+        labels: True class ids ``(N,)``.
+        outputs: Logits ``(N, K)``.
+        limit: Most examples returned. Default :data:`MAX_SHOWN`.
+    """
+    predicted = outputs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    shifted = outputs[wrong] - outputs[wrong].max(axis=1, keepdims=True)
+    confidence = 1.0 / np.exp(shifted).sum(axis=1)  # softmax probability of the predicted class
+    order = wrong[np.argsort(-confidence, kind="stable")][:limit]
+    return [[int(i), int(predicted[i])] for i in order]
 
 
 def resize_center_crop(image: Any, size: int) -> np.ndarray:
@@ -38,6 +60,48 @@ def resize_center_crop(image: Any, size: int) -> np.ndarray:
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
     image = image.crop((left, top, left + size, top + size))
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)  # (3, size, size)
+
+
+def augment_batch(pixels: torch.Tensor, generator: torch.Generator,
+                  scale: tuple[float, float] = (0.5, 1.0),
+                  ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """A random resized crop of each image, then a horizontal flip half the time.
+
+    The crop follows torchvision's ``RandomResizedCrop`` (Szegedy et al. 2015, "Going Deeper
+    with Convolutions"): an area share drawn from ``scale`` and an aspect ratio drawn
+    log-uniformly from ``ratio``, up to 10 tries, else the whole image; the crop is resized back
+    to R x R (bilinear). torchvision's default scale (0.08, 1) is for ImageNet-size data; 0.5 keeps
+    most of each image, which small data sets need.
+
+    Args:
+        pixels: Normalised images ``(B, 3, R, R)``.
+        generator: The source of randomness (seeded by the trial).
+        scale: Range of the crop's share of the image area. Default (0.5, 1.0).
+        ratio: Range of the crop's width / height. Default (3/4, 4/3).
+
+    Returns:
+        Augmented images ``(B, 3, R, R)``.
+    """
+    batch, _, height, width = pixels.shape
+    out = torch.empty_like(pixels)
+    draws = torch.rand((batch, 10, 4), generator=generator).tolist()
+    flips = torch.rand(batch, generator=generator).tolist()
+    log_lo, log_hi = np.log(ratio[0]), np.log(ratio[1])
+    for b in range(batch):
+        top, left, h, w = 0, 0, height, width
+        for area_u, ratio_u, y_u, x_u in draws[b]:
+            area = height * width * (scale[0] + area_u * (scale[1] - scale[0]))
+            aspect = float(np.exp(log_lo + ratio_u * (log_hi - log_lo)))
+            cw, ch = round((area * aspect) ** 0.5), round((area / aspect) ** 0.5)
+            if 0 < cw <= width and 0 < ch <= height:
+                top, left = int(y_u * (height - ch + 1)), int(x_u * (width - cw + 1))
+                h, w = ch, cw
+                break
+        crop = pixels[b:b + 1, :, top:top + h, left:left + w]
+        crop = torch.nn.functional.interpolate(crop, size=(height, width), mode="bilinear",
+                                               align_corners=False)
+        out[b] = crop[0].flip(-1) if flips[b] < 0.5 else crop[0]
+    return out
 
 
 @dataclass(frozen=True)
