@@ -68,3 +68,36 @@ def encoded_task(train: Any, validation: Any, model: str | None = None) -> tuple
     encoder, tokenizer, _ = load_backbone(model)
     return (task, encoder, tokenizer, encode_split(tokenizer, task.train),
             encode_split(tokenizer, task.validation))
+
+
+def animal_mnist() -> tuple[Any, Any]:
+    """Animal-MNIST (``pip install --no-deps animal-mnist``; MIT): 10,000 uint8 silhouettes
+    ``(N, 28, 28)`` and their labels 0-9 (1,000 per class), read from the package's two gzip
+    pickles (its own loader imports TensorFlow)."""
+    import gzip
+    import importlib.util
+    import pickle
+
+    spec = importlib.util.find_spec("animal_mnist")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("animal-mnist is not installed: pip install --no-deps animal-mnist")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
+    with gzip.open(folder / "animal_data_version_3.gz") as f:
+        images = pickle.load(f)
+    with gzip.open(folder / "animal_label_version_3.gz") as f:
+        labels = pickle.load(f)
+    return images, labels
+
+
+def image_folder(images: Any, labels: Any, folder: Path) -> Path:
+    """Write images as PNG files in one subfolder per class (``folder/<label>/<i>.png``), the
+    layout users keep photos in; an existing folder with as many files is reused."""
+    from PIL import Image
+
+    if folder.is_dir() and sum(1 for _ in folder.rglob("*.png")) == len(images):
+        return folder
+    for i, (image, label) in enumerate(zip(images, labels)):
+        target = folder / str(label)
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(target / f"{i:05d}.png")
+    return folder
