@@ -327,3 +327,35 @@ def test_the_report_shows_the_misclassified_validation_images(tmp_path: Path) ->
     assert grid.width == 96 * min(8, wrong)
     assert "![misclassified validation images](misclassified.png)" in (
         tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("build", [_resnet, _vit, _convnext])
+def test_frozen_stages_stay_bit_identical_and_the_rest_trains(build) -> None:
+    from autoft.data import load_task_data
+    from autoft.strategies import Strategy
+    from autoft.training.loop import train_strategy
+    from autoft.training.pixels import ImageInputs
+
+    torch.manual_seed(0)
+    encoder = build()
+    parts = locate_parts(encoder)
+    k = parts.num_layers - 1
+    task = load_task_data(_colour_images(32), validation_size=8)
+    inputs = ImageInputs(32, (0.5,) * 3, (0.25,) * 3)
+    strategy = Strategy(frozen_layers=k, learning_rate=1e-2, head_learning_rate=1e-2, epochs=1,
+                        batch_size=8)
+    before = {n: t.clone() for n, t in encoder.state_dict().items()}
+    outcome, model = train_strategy(encoder, strategy, inputs.encode(task.train),
+                                    inputs.encode(task.validation), 2, pad_id=0, device="cpu")
+    assert outcome.applied_frozen_layers == k and outcome.embeddings_frozen
+    assert all(torch.equal(before[n], t) for n, t in encoder.state_dict().items())  # pristine
+    trained = model.encoder.state_dict()
+    frozen = {id(p) for m in parts.prefix_modules(k) for p in m.state_dict(keep_vars=True).values()}
+    top = {id(p) for p in parts.layers[k].state_dict(keep_vars=True).values()}
+    by_id = {id(v): n for n, v in encoder.state_dict(keep_vars=True).items()}
+    for ident in frozen:  # weights and BatchNorm statistics of the frozen stages
+        name = by_id[ident]
+        assert torch.equal(before[name], trained[name]), name
+    moved = [by_id[i] for i in top if by_id[i] in trained and trained[by_id[i]].is_floating_point()
+             and not torch.equal(before[by_id[i]], trained[by_id[i]])]
+    assert moved  # the top stage trained

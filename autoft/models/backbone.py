@@ -72,18 +72,26 @@ def backbone_modality(model: str | os.PathLike[str] | None) -> str:
         resolved = resolve_backbone(model)
     except BackboneError:
         return "text"  # load_backbone says what is wrong with it
+    from autoft.models.image import ConvNetAdapter, VisionTransformerAdapter
+
     config = Path(resolved) / "config.json"
+    model_type = None
     if config.is_file():
         import json
-
-        from autoft.models.image import ConvNetAdapter, VisionTransformerAdapter
 
         try:
             model_type = json.loads(config.read_text()).get("model_type")
         except (OSError, ValueError):
             return "text"
-        if model_type in {*ConvNetAdapter.layouts, *VisionTransformerAdapter.layouts}:
-            return "image"
+    elif not Path(resolved).exists():  # a hub id: its config (from the hub cache, or the hub)
+        try:
+            from transformers import AutoConfig
+
+            model_type = AutoConfig.from_pretrained(resolved).model_type
+        except Exception:  # offline, or no such model: load_backbone says what is wrong
+            return "text"
+    if model_type in {*ConvNetAdapter.layouts, *VisionTransformerAdapter.layouts}:
+        return "image"
     return "text"
 
 
