@@ -359,3 +359,27 @@ def test_frozen_stages_stay_bit_identical_and_the_rest_trains(build) -> None:
     moved = [by_id[i] for i in top if by_id[i] in trained and trained[by_id[i]].is_floating_point()
              and not torch.equal(before[by_id[i]], trained[by_id[i]])]
     assert moved  # the top stage trained
+
+
+@pytest.mark.parametrize("fields, trainable", [
+    # rank 4 on query, key, value and the attention output (16 x 16 each) of the 2 blocks above
+    # the frozen one: 8 x 4 x (16 + 16); the head: 16 x 2 + 2
+    ({"kind": "lora", "frozen_layers": 1, "lora_targets": "attention", "lora_rank": 4},
+     8 * 4 * 32 + 34),
+    # each trained block's biases (q, k, v, output 4 x 16, FFN 32 + 16, two LayerNorms 2 x 16),
+    # the final LayerNorm's 16, the head's 34
+    ({"kind": "bitfit", "frozen_layers": 1}, 2 * 144 + 16 + 34),
+])
+def test_lora_and_bitfit_apply_to_a_vision_transformer(fields: dict, trainable: int) -> None:
+    from autoft.data import load_task_data
+    from autoft.strategies import Strategy
+    from autoft.training.loop import train_strategy
+    from autoft.training.pixels import ImageInputs
+
+    torch.manual_seed(0)
+    task = load_task_data(_colour_images(32), validation_size=8)
+    inputs = ImageInputs(32, (0.5,) * 3, (0.25,) * 3)
+    strategy = Strategy.from_dict({**fields, "epochs": 1, "batch_size": 8})
+    outcome, _ = train_strategy(_vit(), strategy, inputs.encode(task.train),
+                                inputs.encode(task.validation), 2, pad_id=0, device="cpu")
+    assert outcome.trainable_params == trainable and outcome.steps == 3
