@@ -213,7 +213,8 @@ def _quiet_optuna(verbose: int) -> None:
 @main.command("search")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "models", multiple=True, help="Backbone: minilm (the bundled "
-              "all-MiniLM-L6-v2, the default), mpnet (all-mpnet-base-v2), a local Hugging Face "
+              "all-MiniLM-L6-v2, the default for text), mpnet (all-mpnet-base-v2), "
+              "efficientnet-lite0 (the default for images), a local Hugging Face "
               "folder or a hub id. Repeat it to search the backbone too (each is screened by its "
               "linear probe, then the budget is shared).")
 @click.option("--budget", default=None, help="Wall-clock budget of this run, e.g. 600, 30m, 8h "
@@ -278,8 +279,8 @@ def search_command(ctx: click.Context, data: Path, models: tuple[str, ...], budg
                    metric: str | None, pruner: str, device: str, seed: int, max_length: int, workers: int,
                    storage: str | None, study_name: str, seeds: int, curve_sizes: str,
                    refit: bool, no_progress: bool) -> None:
-    """Search fine-tuning strategies for DATA (CSV, TSV, JSON lines, JSON or Parquet) and write
-    a report."""
+    """Search fine-tuning strategies for DATA (CSV, TSV, JSON lines, JSON or Parquet; or a folder
+    of images with one subfolder per class) and write a report."""
     from rich.console import Console
 
     console = Console(stderr=True)

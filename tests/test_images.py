@@ -157,3 +157,61 @@ def test_a_folder_of_photos_is_searched_with_efficientnet_lite0_by_default(tmp_p
     info = result.study_.user_attrs["autoft"]
     assert info["backbone"] == "efficientnet-lite0" and info["model_type"] == "efficientnet-lite"
     assert info["data"]["modality"] == "image"
+
+
+def test_what_an_attack_on_the_image_inputs_found(tmp_path: Path) -> None:
+    import torch
+
+    # one typo among image paths is named, not read as text
+    (tmp_path / "img").mkdir()
+    for i in range(6):
+        _square((40 * i, 0, 0)).save(tmp_path / "img" / f"{i}.png")
+    rows = [f"img/{i}.png,{i % 2}" for i in range(6)] + ["img/5.pgn,1"]
+    csv = tmp_path / "typo.csv"
+    csv.write_text("path,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"img/5\.pgn.*row 6.*does not exist"):
+        load_task_data(csv)
+    # pathlib paths, tensors and bool masks are images too
+    frame = pd.DataFrame({"file": [tmp_path / "img" / f"{i}.png" for i in range(6)],
+                          "label": [0, 1] * 3})
+    assert load_task_data(frame, validation_size=2).modality == "image"
+    tensors = torch.stack([torch.full((4, 4, 3), 10 * i, dtype=torch.uint8) for i in range(6)])
+    assert load_task_data((tensors, [0, 1] * 3), validation_size=2).modality == "image"
+    masks = np.zeros((6, 4, 4), dtype=bool)
+    masks[:, :2] = True
+    assert np.asarray(to_rgb(masks[0]))[0, 0].tolist() == [255, 255, 255]
+    # broken in-memory images, empty ones, NaN and channels-first arrays are named
+    broken = Image.open(tmp_path / "img" / "0.png")
+    broken.close()
+    with pytest.raises(DataError, match=r"cannot read an in-memory image \(row"):
+        load_task_data(([broken] + [_square((9, 9, 9))] * 3, [0, 1, 0, 1]))
+    with pytest.raises(DataError, match=r"empty \(0 x 4 pixels\)"):
+        load_task_data(([np.zeros((4, 0), np.uint8)] + [np.zeros((4, 4), np.uint8)] * 3,
+                        [0, 1, 0, 1]))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        load_task_data((np.full((4, 4, 4), np.nan), [0, 1, 0, 1]))
+    with pytest.raises(DataError, match=r"transpose\(0, 2, 3, 1\)"):
+        load_task_data((np.zeros((4, 3, 8, 8), np.uint8), [0, 1, 0, 1]))
+    # text_column= picks one of several image columns
+    two = pd.DataFrame({"a": [str(tmp_path / "img" / f"{i}.png") for i in range(6)],
+                        "b": [str(tmp_path / "img" / f"{5 - i}.png") for i in range(6)],
+                        "label": [0, 1] * 3})
+    with pytest.raises(DataError, match="several image columns"):
+        load_task_data(two)
+    assert load_task_data(two, text_column="b", validation_size=2).text_column == "b"
+    # a split folder beside class folders is named
+    mixed = _folder(tmp_path / "mixed", {"cat": 2, "dog": 2})
+    _folder(mixed / "train", {"cat": 2, "dog": 2})
+    with pytest.raises(DataError, match=r"train' is read as a class .* subfolders"):
+        load_task_data(mixed)
+
+
+def test_a_folder_validates_a_table_of_paths(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "val", {"0": 2, "1": 2})
+    (tmp_path / "img").mkdir()
+    for i in range(6):
+        _square((40 * i, 90, 0)).save(tmp_path / "img" / f"{i}.png")
+    csv = tmp_path / "train.csv"
+    csv.write_text("path,y\n" + "\n".join(f"img/{i}.png,{i % 2}" for i in range(6)) + "\n")
+    data = load_task_data(csv, validation=root)
+    assert (len(data.train), len(data.validation)) == (6, 4)

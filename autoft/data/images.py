@@ -120,20 +120,27 @@ def _array_to_pil(array: np.ndarray) -> Any:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        hint = (" (channels first: transpose it to channels last, e.g. "
+                "images.transpose(0, 2, 3, 1) for a batch)"
+                if array.ndim == 3 and array.shape[0] in (1, 3, 4) else "")
         raise DataError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got "
-                        f"shape {array.shape}")
-    if array.dtype == np.uint8:
+                        f"shape {array.shape}{hint}")
+    if array.dtype == bool:  # a mask: black and white
+        out = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint8:
         out = array
     elif array.dtype == np.uint16:
         out = (array.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
     elif np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+        if not np.isfinite(array).all():
+            raise DataError("a float image array holds NaN or infinite values; replace them")
+        if array.min() < 0.0 or array.max() > 1.0:
             raise DataError(
                 "a float image array must hold values in [0, 1] (got "
-                f"{float(np.nanmin(array)):.4g} to {float(np.nanmax(array)):.4g}); scale it, or "
-                "give uint8 values 0-255")
+                f"{float(array.min()):.4g} to {float(array.max()):.4g}); scale it, or give uint8 "
+                "values 0-255")
         out = (array * 255.0 + 0.5).astype(np.uint8)
-    elif np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+    elif np.issubdtype(array.dtype, np.integer):
         if array.min() < 0 or array.max() > 255:
             raise DataError(f"an integer image array of type {array.dtype} must hold values "
                             f"0-255; got {array.min()} to {array.max()}")
@@ -163,13 +170,28 @@ def open_image(ref: Any, where: str = "") -> Any:
         ref = data if data is not None else path
         if ref is None:
             raise DataError(f"an image cell has neither bytes nor a path{at}")
+    if _is_tensor(ref):
+        ref = _tensor_to_numpy(ref)
     if isinstance(ref, np.ndarray) or _is_pil(ref):
-        return to_rgb(ref)
+        try:
+            image = to_rgb(ref)
+        except DataError as exc:
+            raise DataError(f"{exc}{at}") from None
+        except Exception as exc:  # a lazily opened PIL image of a broken file, a closed one
+            raise DataError(f"cannot read an in-memory image{at}: {type(exc).__name__}: "
+                            f"{exc}. Replace it, or give the file's path") from None
+        _check_size(image, where)
+        return image
     if isinstance(ref, (str, Path)):
         path = Path(ref)
+        if path.is_dir():
+            raise DataError(f"{str(path)!r}{at} is a folder, not an image file")
         if not path.is_file():
-            raise DataError(f"image file {str(path)!r}{at} does not exist; check the path (a "
-                            "relative path is taken from the data file's folder)")
+            hint = (" (autoft reads local files; download it first)"
+                    if str(ref).startswith(("http://", "https://")) else "")
+            raise DataError(f"image file {str(path)!r}{at} does not exist{hint}; check the path "
+                            "(a relative path is taken from the data file's folder, or from the "
+                            "working directory for a DataFrame)")
         source: Any = path
         name = str(path)
     elif isinstance(ref, (bytes, bytearray)):
@@ -180,12 +202,29 @@ def open_image(ref: Any, where: str = "") -> Any:
     try:
         with image_mod.open(source) as image:
             image.load()  # decodes every pixel: a truncated file fails here, not in a trial
-            return to_rgb(image)
+            rgb = to_rgb(image)
     except DataError:
         raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError ...
-        raise DataError(f"cannot read {name!r}{at} as an image: {exc}. Remove or replace the "
-                        "file") from None
+        reason = str(exc).split(" <_io.")[0]  # PIL names a BytesIO by its repr
+        raise DataError(f"cannot read {name!r}{at} as an image: {reason}. Remove or replace "
+                        "it") from None
+    _check_size(rgb, where)
+    return rgb
+
+
+def _check_size(image: Any, where: str) -> None:
+    if image.width == 0 or image.height == 0:
+        at = f" ({where})" if where else ""
+        raise DataError(f"an image{at} is empty ({image.width} x {image.height} pixels)")
+
+
+def _is_tensor(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "numpy")
+
+
+def _tensor_to_numpy(tensor: Any) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
 
 
 def _is_pil(obj: Any) -> bool:
@@ -270,6 +309,12 @@ def _class_folder_frame(folder: Path, what: str) -> pd.DataFrame:
         files = sorted(p for p in cls.rglob("*") if p.is_file() and not p.name.startswith("."))
         images = [p for p in files if is_image_file(p)]
         others = [p for p in files if not is_image_file(p)]
+        if cls.name.lower() in SPLIT_FOLDERS and images and all(p.parent != cls for p in images):
+            raise DataError(
+                f"{what}: {str(cls)!r} is read as a class beside {[c.name for c in classes if c != cls]}"
+                ", but its images are all in subfolders: if it is a split, put every class "
+                "folder inside split folders (train/, val/, test/); if it is a class, put its "
+                "images directly in it")
         if others:
             logger.warning("%s: %d file(s) in %r are not images by their name and are not used "
                            "(e.g. %s; images end in %s)", what, len(others), str(cls),
@@ -305,6 +350,11 @@ def folder_tables(folder: str | Path, what: str) -> dict[str, pd.DataFrame]:
     return {"train": _class_folder_frame(folder, what)}
 
 
+#: Share of a column's non-blank strings that must be image paths for it to be read as images
+#: (the other rows are then checked as images, and a typo is named, not read as text).
+IMAGE_PATH_SHARE = 0.8
+
+
 def _looks_like_image_column(values: pd.Series) -> bool:
     present = values.dropna()
     if present.empty:
@@ -312,22 +362,34 @@ def _looks_like_image_column(values: pd.Series) -> bool:
     first = present.iloc[0]
     if isinstance(first, Mapping):
         return "bytes" in first or "path" in first
-    if isinstance(first, np.ndarray) or _is_pil(first):
+    if isinstance(first, (np.ndarray, bytes, bytearray)) or _is_pil(first) or _is_tensor(first):
         return True
-    sample = present.iloc[:200]
-    return all(isinstance(v, str) and is_image_file(v.strip()) for v in sample)
+    sample = [str(v).strip() for v in present.iloc[:500] if isinstance(v, (str, Path))]
+    sample = [v for v in sample if v]
+    if not sample or len(sample) < 0.5 * len(present.iloc[:500]):
+        return False
+    return sum(is_image_file(v) for v in sample) >= IMAGE_PATH_SHARE * len(sample)
 
 
-def find_image_column(frame: pd.DataFrame, image_features: Sequence[str] = ()) -> str | None:
+def find_image_column(frame: pd.DataFrame, image_features: Sequence[str] = (),
+                      named: str | None = None) -> str | None:
     """The column of ``frame`` that holds images: one with a ``datasets`` ``Image`` feature, else
-    one whose cells are image file paths, PIL images or arrays; None when there is none.
+    one whose cells are PIL images, arrays, encoded bytes, or (at least
+    :data:`IMAGE_PATH_SHARE` of them) image file paths; None when there is none.
+
+    Args:
+        frame: The table.
+        image_features: Columns with a ``datasets`` ``Image`` feature.
+        named: The column the caller named (``text_column=``): chosen when it is one of several.
 
     Raises:
-        DataError: Several such columns (the message names them).
+        DataError: Several such columns and none named (the message names them).
     """
     found = [c for c in frame.columns if c in image_features] or [
         c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c].dtype)
         and _looks_like_image_column(frame[c])]
+    if named is not None and named in found:
+        return named
     if len(found) > 1:
         raise DataError(f"the data has several image columns {found}; autoft fine-tunes on one "
                         "input: name it with text_column= (CLI: --text-column)")
@@ -352,10 +414,14 @@ def array_images(images: Any, labels: Any, what: str) -> pd.DataFrame:
     Raises:
         DataError: Different lengths, or an array of another rank.
     """
+    if _is_tensor(images):
+        images = _tensor_to_numpy(images)
     if isinstance(images, np.ndarray):
-        if images.ndim not in (3, 4):
-            raise DataError(f"{what}: an image array must be (N, H, W) or (N, H, W, C); got shape "
-                            f"{images.shape}")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
+            hint = (" (channels first? transpose it: images.transpose(0, 2, 3, 1))"
+                    if images.ndim == 4 and images.shape[1] in (1, 3, 4) else "")
+            raise DataError(f"{what}: an image array must be (N, H, W) or (N, H, W, C) with C "
+                            f"1, 3 or 4; got shape {images.shape}{hint}")
         items: list[Any] = list(images)
     else:
         items = list(images)
@@ -374,10 +440,10 @@ def is_array_images(data: Any) -> bool:
     if not (isinstance(data, tuple) and len(data) == 2):
         return False
     first = data[0]
-    if isinstance(first, np.ndarray):
+    if isinstance(first, np.ndarray) or _is_tensor(first):
         return first.ndim >= 3
     if isinstance(first, (list, tuple)) and len(first) > 0:
-        return isinstance(first[0], np.ndarray) or _is_pil(first[0])
+        return isinstance(first[0], np.ndarray) or _is_pil(first[0]) or _is_tensor(first[0])
     return False
 
 
@@ -396,8 +462,8 @@ def resolve_paths(values: Sequence[Any], base: Path | None) -> list[Any]:
     """Image references with relative paths taken from ``base`` (the data file's folder)."""
     out = []
     for v in values:
-        if isinstance(v, str):
-            path = Path(v.strip())
+        if isinstance(v, (str, Path)):
+            path = Path(str(v).strip()).expanduser()
             if not path.is_absolute() and base is not None:
                 path = base / path
             out.append(str(path))

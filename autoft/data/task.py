@@ -327,7 +327,7 @@ def _image_columns(table: Table, text_column: str | int | None, label_column: st
     """
     frame = table.frame
     named = None if text_column is None else resolve_column(frame, text_column, "text", source)
-    image_c = table.image_column or find_image_column(frame, table.image_features)
+    image_c = table.image_column or find_image_column(frame, table.image_features, named)
     if image_c is None or (named is not None and named != image_c):
         return None
     columns = [str(c) for c in frame.columns]
@@ -642,7 +642,13 @@ def load_task_data(
 
     def raw(table: Table, role: str) -> _RawSplit:
         if images is not None:
-            return _raw_image_split(table, text_c, label_c, role, kind)
+            # a folder's (or arrays') columns are named by autoft: image and label
+            image_col = table.image_column or (
+                text_c if text_c in table.frame.columns
+                else find_image_column(table.frame, table.image_features) or text_c)
+            label_col = "label" if table.image_column and label_c not in table.frame.columns \
+                else label_c
+            return _raw_image_split(table, image_col, label_col, role, kind)
         return _raw_split(table, text_c, pair_c, label_c, role, kind)
 
     raw_train = raw(train_table, "training")

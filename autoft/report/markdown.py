@@ -238,8 +238,9 @@ def _models(report: dict[str, Any]) -> list[str]:
 def _data(report: dict[str, Any]) -> list[str]:
     data = report.get("data") or {}
     checks = data.get("checks") or {}
+    column = "image" if data.get("modality") == "image" else "text"
     out = [
-        f"- source: `{data.get('source')}`; text column `{data.get('text_column')}`"
+        f"- source: `{data.get('source')}`; {column} column `{data.get('text_column')}`"
         + (f", pair column `{data.get('text_pair_column')}`" if data.get("text_pair_column") else "")
         + f", label column `{data.get('label_column')}`",
         f"- task: {report.get('task', 'classification')}; "
