@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 
 from autoft.analysis import Recommendation, analyse
+from autoft.budget import format_duration
 from autoft.study.info import stored_info
 from autoft.study.records import STATUSES, StudyAttr, TrialRecord, table_rows, trial_records
 from autoft.study.status import study_runs
@@ -98,12 +99,12 @@ def _provisional(records: list[TrialRecord], rec: Recommendation | None, info: d
     need = analysis.get("budget_to_finish")
     if not finished and need:
         text += (f" No trial finished: the cheapest one stopped by the budget needed about "
-                 f"{need:.0f} s to finish; give a budget of at least {1.5 * need / 60:.0f} "
-                 "minutes, or resume this search with more.")
+                 f"{need:.0f} s to finish; give a budget of at least "
+                 f"{format_duration(max(60.0, 1.5 * need))}, or resume this search with more.")
     elif typical:
         base = sum(float(r.cost_seconds or 0.0) for r in records if r.baseline and r.finished)
         need = base + (seeds - 1) * (rec.seconds if rec else typical) + FEW_TRIALS * typical
-        text += (f" A budget of about {need / 60:.0f} minutes would let the baselines, "
+        text += (f" A budget of about {format_duration(max(60.0, need))} would let the baselines, "
                  f"{FEW_TRIALS} more trials and the re-seeds of the leader finish here; run the "
                  "same command again with --budget to resume (finished trials are kept).")
     return text
