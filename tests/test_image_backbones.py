@@ -383,3 +383,25 @@ def test_lora_and_bitfit_apply_to_a_vision_transformer(fields: dict, trainable: 
     outcome, _ = train_strategy(_vit(), strategy, inputs.encode(task.train),
                                 inputs.encode(task.validation), 2, pad_id=0, device="cpu")
     assert outcome.trainable_params == trainable and outcome.steps == 3
+
+
+def test_two_image_backbones_are_searched_and_one_chosen(tmp_path: Path) -> None:
+    import autoft
+    from autoft.errors import BackboneError
+
+    resnet = _tiny_resnet_folder(tmp_path / "resnet")
+    vit = tmp_path / "vit"
+    _vit().save_pretrained(vit)
+    images, labels = _colour_images(48)
+    space = {"frozen_layers": {"type": "int", "low": 1, "high": "L"}, "learning_rate": 3e-3,
+             "head_learning_rate": 1e-2, "epochs": 2, "batch_size": 16, "resolution": 32,
+             "baselines": [{"frozen_layers": "L"}]}
+    result = autoft.search((images, labels), model=[str(resnet), str(vit)], space=space,
+                           n_trials=6, device="cpu", out=tmp_path / "out", validation_size=16,
+                           cache_dir=tmp_path / "cache", curve_sizes=(), seeds=1)
+    assert result.backbone_ in (str(resnet), str(vit)) and result.best_score_ is not None
+    assert (tmp_path / "out" / "backbones" / "resnet" / "report.md").is_file()
+    assert (tmp_path / "out" / "backbones" / "vit" / "report.md").is_file()
+    with pytest.raises(BackboneError, match="some of these backbones read text and some images"):
+        autoft.search((images, labels), model=["minilm", str(resnet)], n_trials=1,
+                      out=tmp_path / "mixed")

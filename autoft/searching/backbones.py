@@ -72,7 +72,8 @@ def check_models(models: Sequence[Any]) -> list[str]:
 
     Raises:
         BackboneError: Not a list of names, a name given twice (by short name, path or id), two
-            names sharing a folder name, or a folder that is not a model folder.
+            names sharing a folder name, a folder that is not a model folder, or text and image
+            backbones mixed.
     """
     names = []
     for item in models:
@@ -89,6 +90,10 @@ def check_models(models: Sequence[Any]) -> list[str]:
     for name, where in zip(names, resolved):  # the config only: no weights load here
         from transformers import AutoConfig
 
+        from autoft.models.backbone import BUILTIN_IMAGE_BACKBONES
+
+        if where in BUILTIN_IMAGE_BACKBONES:  # built by autoft, not a transformers model
+            continue
         try:
             AutoConfig.from_pretrained(where, local_files_only=Path(where).exists())
         except (OSError, ValueError, KeyError) as exc:
@@ -96,6 +101,12 @@ def check_models(models: Sequence[Any]) -> list[str]:
             raise BackboneError(
                 f"cannot load backbone {name!r} ({where}): {first}; without internet give a "
                 "local folder or a short name whose copy is in the models folder") from None
+    from autoft.models.backbone import backbone_modality
+
+    reads = {backbone_modality(n) for n in names}
+    if len(reads) > 1:
+        raise BackboneError(f"model={names}: some of these backbones read text and some images; "
+                            "give backbones of one kind, the kind of the data")
     seen: dict[str, str] = {}
     for name, where in zip(names, resolved):
         if where in seen:
