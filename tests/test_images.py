@@ -215,3 +215,12 @@ def test_a_folder_validates_a_table_of_paths(tmp_path: Path) -> None:
     csv.write_text("path,y\n" + "\n".join(f"img/{i}.png,{i % 2}" for i in range(6)) + "\n")
     data = load_task_data(csv, validation=root)
     assert (len(data.train), len(data.validation)) == (6, 4)
+
+
+def test_the_bundled_image_demo_is_ten_classes_of_thirty() -> None:
+    demo = Path(__file__).resolve().parent.parent / "demo" / "animals"
+    data = load_task_data(demo)
+    assert sorted(data.id2label.values()) == ["bear", "bird", "cat", "cow", "dog", "elephant",
+                                              "giraffe", "horse", "sheep", "zebra"]
+    assert len(data.train) + len(data.validation) == 300
+    assert data.validation.class_counts(10) == [6] * 10  # a stratified 20%
