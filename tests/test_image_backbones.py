@@ -327,6 +327,7 @@ def test_the_report_shows_the_misclassified_validation_images(tmp_path: Path) ->
     assert grid.width == 96 * min(8, wrong)
     assert "![misclassified validation images](misclassified.png)" in (
         tmp_path / "out" / "report.md").read_text()
+    assert 'src="data:image/png;base64,' in (tmp_path / "out" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("build", [_resnet, _vit, _convnext])

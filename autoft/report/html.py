@@ -212,7 +212,14 @@ def render_html(study: optuna.Study, report: dict[str, Any] | None = None) -> st
 def write_html(study: optuna.Study, path: str | Path, report: dict[str, Any] | None = None) -> Path:
     """Write :func:`render_html` to ``path`` (atomically) and return it."""
     path = Path(path)
+    text = render_html(study, report)
+    grid = (report or {}).get("misclassified_grid")
+    if grid and (path.parent / grid).is_file():  # inlined: the page stays self-contained
+        import base64
+
+        data = base64.b64encode((path.parent / grid).read_bytes()).decode()
+        text = text.replace(f'src="{grid}"', f'src="data:image/png;base64,{data}"')
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(study, report), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
