@@ -46,6 +46,8 @@ def _arm_kwargs(arm: str, repeat: int) -> dict[str, Any]:
 
     if arm == "autoft":
         return {"seed": repeat}
+    if arm == "autoft-nopruner":  # a diagnostic arm: autoft's defaults without the pruner
+        return {"seed": repeat, "pruner": "none"}
     return {"seed": repeat, "sampler": optuna.samplers.RandomSampler(seed=1000 + repeat),
             "pruner": "none", "seeds": 1, "curve_sizes": (), "baselines": False}
 
@@ -79,7 +81,7 @@ def _search(arm: str, repeat: int, train: Path, dev: Path, budget: str, work: Pa
                                        if r.frozen_layers is not None}),
         "pick": {"trial": pick["trial_number"], "description": pick["description"],
                  "search_score": pick["mean"], "search_runs": pick["n"],
-                 "confirmed_in_search": arm == "autoft" and rec.confirmed,
+                 "confirmed_in_search": arm != "random" and rec.confirmed,
                  "predicted_seconds": pick["seconds"], "cache_seconds_in_search":
                  pick["cache_seconds"], "cached": pick["cached"]},
         "top": [{"trial": g["trial_number"], "description": g["description"],
@@ -112,7 +114,7 @@ def _confirm(strategy: dict, train: Path, dev: Path, seeds: int, cache_dir: Path
 
 def _summary(runs: list[dict]) -> dict:
     out: dict[str, Any] = {}
-    for arm in ("autoft", "random"):
+    for arm in sorted({r["arm"] for r in runs}):
         picks = [r["pick_confirmed_mean"] for r in runs if r["arm"] == arm
                  and "pick_confirmed_mean" in r]
         if picks:
@@ -125,7 +127,7 @@ def _summary(runs: list[dict]) -> dict:
     for r in runs:
         if "pick_confirmed_mean" in r:
             pairs.setdefault(r["repeat"], {})[r["arm"]] = r["pick_confirmed_mean"]
-    diffs = [p["autoft"] - p["random"] for p in pairs.values() if len(p) == 2]
+    diffs = [p["autoft"] - p["random"] for p in pairs.values() if "autoft" in p and "random" in p]
     if diffs:
         out["difference_autoft_minus_random"] = {
             "per_repeat": diffs, "mean": statistics.fmean(diffs),
@@ -143,6 +145,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-search-vs-random"))
     parser.add_argument("--resume", action="store_true", help="keep finished searches")
     parser.add_argument("--name", default="search_vs_random")
+    parser.add_argument("--arms", default="autoft,random",
+                        help="arms in the order they run within a repeat (also: autoft-nopruner, "
+                             "autoft's defaults without pruning, a diagnostic)")
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -160,7 +165,7 @@ def main() -> None:
     })
     done = {(r["arm"], r["repeat"]) for r in payload["runs"]}
     for repeat in range(args.repeats):  # interleaved: autoft, random, autoft, random, ...
-        for arm in ("autoft", "random"):
+        for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
             if (arm, repeat) in done:
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] search: {arm}, repeat {repeat}", flush=True)
