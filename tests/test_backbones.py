@@ -64,7 +64,7 @@ def test_short_names_and_local_copies(tmp_path: Path, monkeypatch: pytest.Monkey
     assert resolve_backbone("mpnet") == str((tmp_path / "mpnet").resolve())
 
 
-def test_backbone_names_checked_before_anything_loads(tmp_path: Path) -> None:
+def test_backbone_names_checked_before_anything_loads(tmp_path: Path, tiny_bert: Path) -> None:
     assert backbone_slug("sentence-transformers/all-mpnet-base-v2") == "all-mpnet-base-v2"
     assert backbone_slug("MPNet") == "mpnet"
     with pytest.raises(BackboneError, match="'minilm' and None|same backbone"):
@@ -83,7 +83,8 @@ def test_backbone_names_checked_before_anything_loads(tmp_path: Path) -> None:
     with pytest.raises(BackboneError, match=r"model=\[\]"):
         autoft.search(synthetic_texts(40), model=[], out=tmp_path / "out", n_trials=2)
     with pytest.raises(BudgetError, match="n_trials=3 cannot search 2 backbones"):
-        autoft.search(synthetic_texts(40), model=["minilm", "mpnet"], out=tmp_path / "o2",
+        # (two local backbones: "mpnet" would need its copy in the models folder, or the hub)
+        autoft.search(synthetic_texts(40), model=["minilm", str(tiny_bert)], out=tmp_path / "o2",
                       n_trials=3)
 
 
