@@ -294,6 +294,8 @@ def test_augmentation_crops_and_flips_reproducibly_and_skips_the_cache(tmp_path:
         assert torch.equal(mirrored[b], pixels[b]) or torch.equal(mirrored[b], pixels[b].flip(-1))
     strategy = autoft.Strategy(frozen_layers=4, augment="flip_crop", resolution=32)
     assert strategy.cached_layers(4) == 0 and "flip+crop" in strategy.describe(4)
+    assert autoft.Strategy(frozen_layers=2, resolution=96).describe(7).startswith(
+        "freeze stem + 2/7 stages; lr")
     folder = _tiny_resnet_folder(tmp_path / "resnet")
     images, labels = _colour_images(40)
     result = autoft.fine_tune((images, labels), strategy, model=str(folder), device="cpu",

@@ -67,8 +67,10 @@ class FreezeStrategy(Strategy):
         decay = f", layer-wise LR decay {self.layer_decay:g}" if self.layer_decay != 1 else ""
         if k == 0:
             return "full fine-tuning" + decay
-        return (f"freeze embeddings + {k}" + (f"/{num_layers}" if num_layers else "")
-                + " blocks" + decay)
+        stem, blocks = ("stem", "stages") if self.resolution is not None else (  # an image
+            "embeddings", "blocks")  # backbone's stem and stages (blocks, for a ViT)
+        return (f"freeze {stem} + {k}" + (f"/{num_layers}" if num_layers else "")
+                + f" {blocks}" + decay)
 
     def param_groups(self, model: AutoftClassifier) -> list[dict[str, Any]]:
         """As :meth:`Strategy.param_groups`, with the backbone's parameters split per block when
