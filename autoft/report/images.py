@@ -56,12 +56,16 @@ def write_misclassified_grid(study: Any, images: list[Any], out_dir: str | Path,
         if not 0 <= index < len(images):
             continue
         thumb = open_image(images[index])
-        thumb.thumbnail((tile, tile))
+        scale = tile / max(thumb.width, thumb.height)  # small images are enlarged, pixelated
+        thumb = thumb.resize((max(1, round(thumb.width * scale)),
+                              max(1, round(thumb.height * scale))),
+                             Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR)
         x, y = (n % columns) * tile, (n // columns) * (tile + caption)
         grid.paste(thumb, (x + (tile - thumb.width) // 2, y + (tile - thumb.height) // 2))
         label = names.get(int(true[n]), str(true[n])) if n < len(true) else "?"
         text = f"{label} -> {names.get(int(predicted), str(predicted))}"
         draw.text((x + 2, y + tile), text[: tile // 6], fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     grid.save(tmp)
     tmp.replace(path)
