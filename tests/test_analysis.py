@@ -553,3 +553,30 @@ def test_followups_are_kept_only_while_they_fit_together() -> None:
     assert [p[1]["followup_id"] for p in fit_in_time(records, plans, 1000, 300.0)] == [
         "a1", "a2", "b1"]
     assert fit_in_time(records, plans, 1000, 10.0) == []
+
+
+def test_a_power_law_never_saturates_above_the_metric_bound() -> None:
+    # EfficientNet-Lite0's head-only probes on Animal-MNIST (200, 600, 2,000 images): the free fit
+    # was a near-straight line in log n with its asymptote at 2.26, so the 8,000-image row of the
+    # size x budget table said 1.000 with the interval [1.000, 1.000]
+    import numpy as np
+
+    from autoft.analysis.curves import LearningCurve, _fit
+    from autoft.strategies import Family
+
+    ns, sig = np.array([200.0, 600.0, 2000.0]), np.full(3, 0.0065)
+    ys = np.array([[0.814, 0.864, 0.972]])
+    _, free = _fit(ns, ys, sig)
+    assert free[0][0] > 2.0
+    _, capped = _fit(ns, ys, sig, cap=1.0)
+    assert capped[0][0] <= 1.0
+    rng = np.random.default_rng(0)
+    _, draws = _fit(ns, ys + rng.normal(0.0, 1.0, (200, 3)) * sig, sig, cap=1.0)
+    curve = LearningCurve(Family("freeze", 7, "mlp"), 0, ((200, 0.814, 1, 0.0065),
+                                                         (600, 0.864, 1, 0.0065),
+                                                         (2000, 0.972, 1, 0.0065)),
+                          "power", tuple(capped[0]), 1.0, (0.0, 1.0),
+                          tuple(tuple(d) for d in draws))
+    predicted = curve.predict(8000)
+    low, high = curve.interval(8000)
+    assert 0.95 < predicted < 1.0 and low < predicted <= high and high - low > 0.005

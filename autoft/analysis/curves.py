@@ -135,7 +135,8 @@ class LearningCurve:
 EXPONENTS = np.linspace(0.05, 1.5, 59)
 
 
-def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
+               cap: float | None = None) -> np.ndarray:
     """Weighted least-squares fits of ``a - b n^-c`` (``b >= 0``) to each row of ``ys``.
 
     For a fixed exponent c the model is linear in (a, b), so it is solved exactly for every c of
@@ -147,6 +148,10 @@ def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         ns: Training sizes, shape ``(K,)``.
         ys: Scores, shape ``(D, K)`` (one fit per row).
         sigma: Standard errors of the points, shape ``(K,)``.
+        cap: The best score the metric allows (1 for accuracy), in the maximise form: the
+            asymptote ``a`` is kept at or below it, with ``b`` refit for ``a = cap`` where the
+            free fit goes above (three points rising towards 1 otherwise extrapolate past it,
+            and clipping every bootstrap draw at 1 gives the interval [1, 1]). None: free.
 
     Returns:
         Parameters ``(a, b, c)`` of each row, shape ``(D, 3)``.
@@ -162,8 +167,13 @@ def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         sy, sxy = (ys * w).sum(axis=1), (ys * w * x).sum(axis=1)  # (D,)
         b = (sw * sxy - sx * sy) / det
         a = (sy - b * sx) / sw
+        if cap is not None:
+            over = a > cap
+            b_capped = (w * x * (ys - cap)).sum(axis=1) / sxx
+            a, b = np.where(over, cap, a), np.where(over, b_capped, b)
         flat = b < 0
-        a, b = np.where(flat, mean, a), np.where(flat, 0.0, b)
+        level = mean if cap is None else np.minimum(mean, cap)
+        a, b = np.where(flat, level, a), np.where(flat, 0.0, b)
         err = (w * (ys - (a[:, None] + b[:, None] * x)) ** 2).sum(axis=1)
         better = err < best_err
         best_err = np.where(better, err, best_err)
@@ -171,13 +181,15 @@ def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return best
 
 
-def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> tuple[str, np.ndarray]:
+def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
+         cap: float | None = None) -> tuple[str, np.ndarray]:
     """Fit the maximise-form curve to each row of ``ys`` ``(D, K)``; the form depends on how many
-    sizes there are. Returns the form and the parameters, shape ``(D, P)``."""
+    sizes there are (``cap``: see :func:`_fit_power`). Returns the form and the parameters, shape
+    ``(D, P)``."""
     if len(ns) == 1:
         return "flat", ys[:, :1]
     if len(ns) >= 3:
-        return "power", _fit_power(ns, ys, sigma)
+        return "power", _fit_power(ns, ys, sigma, cap)
     w = 1.0 / sigma**2
     x = np.log(ns)
     sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
@@ -220,6 +232,9 @@ def fit_learning_curves(
                 float(r.score or 0.0))
     rng = np.random.default_rng(seed)
     curves: dict[Family, LearningCurve] = {}
+    # the best score the metric allows, in the maximise form the curves are fit in
+    cap = None if bounds is None else (bounds[1] if sign > 0 else -bounds[0])
+    cap = cap if cap is not None and math.isfinite(cap) else None
 
     def point(n: int, scores: list[float]) -> tuple[int, float, int, float]:
         se = (statistics.stdev(scores) if len(scores) > 1 else sigma1) / math.sqrt(len(scores))
@@ -237,8 +252,9 @@ def fit_learning_curves(
         ns = np.asarray([p[0] for p in pts], dtype=float)
         ys = sign * np.asarray([p[1] for p in pts])
         sig = np.asarray([p[3] for p in pts])
-        form, params = _fit(ns, ys[None, :], sig)
-        _, draws = _fit(ns, ys[None, :] + rng.normal(0.0, 1.0, (_DRAWS, len(ns))) * sig, sig)
+        form, params = _fit(ns, ys[None, :], sig, cap)
+        _, draws = _fit(ns, ys[None, :] + rng.normal(0.0, 1.0, (_DRAWS, len(ns))) * sig, sig,
+                        cap)
         curves[fam] = LearningCurve(fam, number, tuple(pts), form,
                                     tuple(float(v) for v in params[0]), sign, bounds,
                                     tuple(tuple(float(v) for v in d) for d in draws))
