@@ -459,7 +459,14 @@ def image_tables(data: Any, what: str) -> dict[str, pd.DataFrame] | None:
 
 
 def resolve_paths(values: Sequence[Any], base: Path | None) -> list[Any]:
-    """Image references with relative paths taken from ``base`` (the data file's folder)."""
+    """Image references with relative paths taken from ``base``.
+
+    Args:
+        values: One reference per row: path strings or ``pathlib`` paths (``~`` expanded), or
+            in-memory images (returned as they are).
+        base: The data file's folder (the working directory for a DataFrame); None keeps
+            relative paths relative to the working directory.
+    """
     out = []
     for v in values:
         if isinstance(v, (str, Path)):

@@ -34,6 +34,8 @@ __all__ = [
     "BackboneAdapter",
     "BackboneParts",
     "adapter_for",
+    "has_module",
+    "module_at",
     "register_adapter",
     "supported_model_types",
 ]
@@ -123,6 +125,26 @@ class BackboneAdapter(ABC):
         units: list[list[nn.Module]] = [[parts.embeddings, *parts.extra],
                                         *[[block] for block in parts.layers]]
         return [_digest(modules) for modules in units]
+
+
+def module_at(obj: Any, path: str) -> Any:
+    """The attribute at a dotted ``path`` of ``obj`` (``"encoder.layer"``).
+
+    Raises:
+        AttributeError: A name on the path is missing.
+    """
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def has_module(obj: Any, path: str) -> bool:
+    """Whether ``obj`` has the dotted attribute ``path``."""
+    try:
+        module_at(obj, path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _digest(modules: list[nn.Module]) -> str:

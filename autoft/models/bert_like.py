@@ -19,7 +19,13 @@ import torch
 from torch import nn
 
 from autoft.errors import UnsupportedArchitectureError
-from autoft.models.adapter import BackboneAdapter, BackboneParts, register_adapter
+from autoft.models.adapter import (
+    BackboneAdapter,
+    BackboneParts,
+    has_module,
+    module_at,
+    register_adapter,
+)
 
 __all__ = ["LAYOUTS", "BertLikeAdapter"]
 
@@ -47,18 +53,6 @@ OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet")
 _BYPASS = {"electra": ("embeddings_project",)}
 
 
-def _get(obj: Any, path: str) -> Any:
-    for name in path.split("."):
-        obj = getattr(obj, name)
-    return obj
-
-
-def _has(obj: Any, path: str) -> bool:
-    try:
-        _get(obj, path)
-    except AttributeError:
-        return False
-    return True
 
 
 class _Passthrough(nn.Module):
@@ -110,9 +104,9 @@ class BertLikeAdapter(BackboneAdapter):
         model_type = str(getattr(model.config, "model_type", None))
         emb_path, layers_path, extra_paths = LAYOUTS[model_type]
         try:
-            embeddings = _get(model, emb_path)
-            layers = _get(model, layers_path)
-            extra = tuple(_get(model, p) for p in extra_paths if _has(model, p))
+            embeddings = module_at(model, emb_path)
+            layers = module_at(model, layers_path)
+            extra = tuple(module_at(model, p) for p in extra_paths if has_module(model, p))
         except AttributeError as exc:
             raise UnsupportedArchitectureError(
                 f"backbone of type {model_type!r} ({type(model).__name__}) lacks the expected "

@@ -31,7 +31,13 @@ import torch
 from torch import nn
 
 from autoft.errors import BackboneError, UnsupportedArchitectureError
-from autoft.models.adapter import BackboneAdapter, BackboneParts, register_adapter
+from autoft.models.adapter import (
+    BackboneAdapter,
+    BackboneParts,
+    has_module,
+    module_at,
+    register_adapter,
+)
 
 __all__ = [
     "EFFICIENTNET_LITE0",
@@ -48,16 +54,11 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 BATCHNORM_MOMENTUM = 0.1
 
 
-def _get(obj: Any, path: str) -> Any:
-    for name in path.split("."):
-        obj = getattr(obj, name)
-    return obj
-
 
 def _first(model: nn.Module, paths: tuple[str, ...], what: str) -> Any:
     for path in paths:
         try:
-            return _get(model, path)
+            return module_at(model, path)
         except AttributeError:
             continue
     raise UnsupportedArchitectureError(
@@ -106,7 +107,7 @@ class ImageAdapter(BackboneAdapter):
         if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
             raise UnsupportedArchitectureError(
                 f"image backbone of type {model_type!r}: its stages are not a non-empty ModuleList")
-        post = tuple(_get(model, p) for p in post_paths if _has(model, p))
+        post = tuple(module_at(model, p) for p in post_paths if has_module(model, p))
         return BackboneParts(embeddings=stem, layers=layers, post=post)
 
     def max_length(self, model: nn.Module, tokenizer: Any = None) -> int | None:
@@ -156,13 +157,6 @@ class ImageAdapter(BackboneAdapter):
     def suffix(self, model: nn.Module, k: int) -> _Suffix:
         return _Suffix(self, model, k)
 
-
-def _has(obj: Any, path: str) -> bool:
-    try:
-        _get(obj, path)
-    except AttributeError:
-        return False
-    return True
 
 
 class ConvNetAdapter(ImageAdapter):
