@@ -506,7 +506,7 @@ def test_baselines_other_than_probes_face_the_pruner(data, tiny_bert, tmp_path, 
     # the end (the reference; seconds); the other baselines face successive halving.
     stub = _ProbeWinsEarly(noise=0.0)
     monkeypatch.setattr(runner_module, "train_strategy", stub)
-    space = {**SPACE, "baselines": [
+    space = {**SPACE, "epochs": 3, "baselines": [
         {"frozen_layers": "L", "head_learning_rate": 5e-3, "head": "linear"},
         {"frozen_layers": "L", "head_learning_rate": 5e-3, "head": "mlp"},
         {"frozen_layers": 0, "learning_rate": 5e-3, "head_learning_rate": 5e-3, "head": "linear"},
@@ -518,4 +518,30 @@ def test_baselines_other_than_probes_face_the_pruner(data, tiny_bert, tmp_path, 
     # both probes trained to the end, the weaker one too
     assert trials["status"].tolist() == ["complete", "complete", "pruned"]
     steps = [len(t.intermediate_values) for t in result.study_.trials]
-    assert steps[0] == steps[1] and steps[2] < steps[0]
+    # 2 evaluations an epoch: the probes report all 6, the pruned baseline the 4 of its first
+    # rung (2 of 3 epochs)
+    assert steps == [6, 6, 4]
+
+
+def test_successive_halving_first_compares_after_two_thirds_of_the_epochs() -> None:
+    from autoft.searching.runner import first_rung_epochs, make_pruner
+
+    assert [first_rung_epochs(e) for e in (1, 2, 3, 4, 6, 10)] == [1, 2, 2, 3, 4, 7]
+    pruner = make_pruner("successive_halving", evals_per_epoch=2, max_epochs=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # a trial far behind the first finisher is not stopped before its 4th evaluation (epoch 2)
+    leader = study.ask()
+    for step in range(1, 7):
+        leader.report(0.9, step)
+        leader.should_prune()
+    study.tell(leader, 0.9)
+    for _ in range(2):
+        other = study.ask()
+        verdicts = []
+        for step in range(1, 7):
+            other.report(0.1, step)
+            verdicts.append(other.should_prune())
+            if verdicts[-1]:
+                break
+        assert verdicts == [False, False, False, True]
+        study.tell(other, state=optuna.trial.TrialState.PRUNED)
