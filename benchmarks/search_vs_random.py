@@ -173,26 +173,28 @@ def main() -> None:
             save(args.name, payload)
     # every run's pick first, then every run's second strategy, ...: a run cut short keeps the
     # comparison that matters
-    for i in range(args.top):
-        for run in payload["runs"]:
-            if i >= len(run["top"]) or "confirmed" in run["top"][i]:
-                continue
-            entry = run["top"][i]
-            print(f"[{time.strftime('%H:%M:%S')}] confirm {run['arm']} {run['repeat']} top {i}: "
-                  f"{entry['description']}", flush=True)
-            cache_dir = args.work / f"cache-{run['arm']}-{run['repeat']}-{i}"
-            entry["confirmed"] = _confirm(entry["strategy"], train, dev, args.confirm_seeds,
-                                          cache_dir)
-            scores = [c["dev_accuracy"] for c in entry["confirmed"]]
-            entry["confirmed_mean"] = statistics.fmean(scores)
-            entry["confirmed_std"] = statistics.stdev(scores) if len(scores) > 1 else None
-            if i == 0:
-                run["pick_confirmed_mean"] = entry["confirmed_mean"]
-            confirmed = [e["confirmed_mean"] for e in run["top"] if "confirmed_mean" in e]
-            run["best_of_top_confirmed_mean"] = max(confirmed)
-            run["pick_gap"] = run["best_of_top_confirmed_mean"] - run["pick_confirmed_mean"]
-            payload["summary"] = _summary(payload["runs"])
-            save(args.name, payload)
+    # (after the picks, autoft's runs first: whether its pick is the best it found is the question)
+    order = [(i, run) for i in range(args.top)
+             for run in sorted(payload["runs"], key=lambda r: i > 0 and r["arm"] == "random")]
+    for i, run in order:
+        if i >= len(run["top"]) or "confirmed" in run["top"][i]:
+            continue
+        entry = run["top"][i]
+        print(f"[{time.strftime('%H:%M:%S')}] confirm {run['arm']} {run['repeat']} top {i}: "
+              f"{entry['description']}", flush=True)
+        cache_dir = args.work / f"cache-{run['arm']}-{run['repeat']}-{i}"
+        entry["confirmed"] = _confirm(entry["strategy"], train, dev, args.confirm_seeds,
+                                      cache_dir)
+        scores = [c["dev_accuracy"] for c in entry["confirmed"]]
+        entry["confirmed_mean"] = statistics.fmean(scores)
+        entry["confirmed_std"] = statistics.stdev(scores) if len(scores) > 1 else None
+        if i == 0:
+            run["pick_confirmed_mean"] = entry["confirmed_mean"]
+        confirmed = [e["confirmed_mean"] for e in run["top"] if "confirmed_mean" in e]
+        run["best_of_top_confirmed_mean"] = max(confirmed)
+        run["pick_gap"] = run["best_of_top_confirmed_mean"] - run["pick_confirmed_mean"]
+        payload["summary"] = _summary(payload["runs"])
+        save(args.name, payload)
     payload["summary"] = _summary(payload["runs"])
     save(args.name, payload)
     print(json.dumps(payload["summary"], indent=2))
