@@ -367,8 +367,16 @@ def report_command(out_dir: Path, study_name: str | None, storage: str | None) -
               "loads without autoft (with trust_remote_code=True).")
 @click.option("--adapter", is_flag=True, help="Also save a LoRA recommendation's adapters alone "
               "(peft format) to SAVE_TO/adapter, to serve many adapters on one backbone.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="The study's training file or folder, when its stored path does not exist "
+              "here (e.g. a study copied from another machine).")
+@click.option("--validation", type=click.Path(path_type=Path), default=None,
+              help="The study's validation file, when its stored path does not exist here.")
+@click.option("--test", type=click.Path(path_type=Path), default=None,
+              help="The study's test file, when its stored path does not exist here.")
 def refit_command(out_dir: Path | None, storage: str | None, study_name: str | None,
-                  save_to: Path | None, device: str, portable: bool, adapter: bool) -> None:
+                  save_to: Path | None, device: str, portable: bool, adapter: bool,
+                  data: Path | None, validation: Path | None, test: Path | None) -> None:
     """Train the recommended strategy again, score the test split, save a pipeline-ready model."""
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
@@ -389,7 +397,8 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
         with bar:
             result = autoft.refit(out_dir, storage=storage, study_name=study_name,
                                   save_to=save_to, device=device, progress=progress,
-                                  portable=portable, adapter=adapter)
+                                  portable=portable, adapter=adapter, data=data,
+                                  validation=validation, test=test)
         if out_dir is not None:
             _write_reports(out_dir, study_name, storage)
     except autoft.AutoftError as exc:

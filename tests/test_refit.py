@@ -58,6 +58,19 @@ def test_refit_command_and_missing_study(tiny_bert: Path, tmp_path: Path) -> Non
     assert "transformers.pipeline" in result.output
     missing = CliRunner().invoke(main, ["refit", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no study in" in missing.output
+    # a study whose files moved (e.g. copied from another machine): the message names the option
+    # that the command has, and the option finds them
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    train.rename(moved / "train.csv")
+    test.rename(moved / "test.csv")
+    lost = CliRunner().invoke(main, ["refit", str(out), "--device", "cpu"])
+    assert lost.exit_code == 2 and "does not exist here; pass it with --data" in lost.output
+    found = CliRunner().invoke(main, ["refit", str(out), "--device", "cpu", "--data",
+                                      str(moved / "train.csv"), "--test", str(moved / "test.csv"),
+                                      "--save-to", str(tmp_path / "m2")])
+    assert found.exit_code == 0, found.output
+    assert (tmp_path / "m2" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
