@@ -33,10 +33,12 @@ _STATUS_WORDS = {"complete": "complete", "pruned": "pruned", "budget": "stopped 
 class _Display:
     """Live progress of a search on the terminal (a ``ProgressHook`` rendered with rich)."""
 
-    def __init__(self, console: Any, live: bool = True) -> None:
+    def __init__(self, console: Any, live: bool = True, backbones: bool = False) -> None:
         from rich.live import Live
 
         self.console = console
+        self.backbones = backbones  # several backbones: each search announced, lines tagged
+        self.tag = ""
         self.info: dict[str, Any] = {}
         self.done = self.pruned = self.failed = 0
         self.best: float | None = None
@@ -68,14 +70,20 @@ class _Display:
         self.pruned = info.get("pruned", 0)
         self.failed = info.get("failed", 0)
         self.best = info.get("best")
+        if self.backbones:
+            from autoft.searching.backbones import backbone_slug
+
+            self.tag = f"{backbone_slug(str(info.get('backbone', '')))}: "
+            self.console.print(f"backbone {info.get('backbone')}", highlight=False,
+                               soft_wrap=True, markup=False)
         if self.live is not None:
             self.live.start()
 
     def on_trial_start(self, number: int, strategy: Any) -> None:
-        self.current = f"trial {number}: frozen {strategy.frozen_layers}, training"
+        self.current = f"{self.tag}trial {number}: frozen {strategy.frozen_layers}, training"
 
     def on_evaluation(self, number: int, index: int, score: float) -> None:
-        self.current = f"trial {number}: eval {index} = {score:.4f}"
+        self.current = f"{self.tag}trial {number}: eval {index} = {score:.4f}"
 
     def on_trial_end(self, record: TrialRecord) -> None:
         if record.status == "skipped":
@@ -104,7 +112,7 @@ class _Display:
             notes.append(str(record.fail_reason))
         note = f" [{'; '.join(notes)}]" if notes else ""
         self.console.print(
-            f"trial {record.number:>3} {what:<17} score {shown}{took}{note}  "
+            f"{self.tag}trial {record.number:>3} {what:<17} score {shown}{took}{note}  "
             f"{record.description or ''}", highlight=False, soft_wrap=True, markup=False)
         self.current = ""
 
@@ -302,7 +310,7 @@ def search_command(ctx: click.Context, data: Path, models: tuple[str, ...], budg
     from autoft.study.storage import open_storage, study_file
 
     _quiet_optuna(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
-    display = _Display(console, live=not no_progress)
+    display = _Display(console, live=not no_progress, backbones=len(models) > 1)
     try:
         result = autoft.search(
             data, model=list(models) if len(models) > 1 else (models[0] if models else None),
@@ -417,31 +425,63 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
               "(or env:NAME).")
 @click.option("--study", "study_name", default=None, help="Study name (default: the only one).")
 def status_command(out_dir: Path | None, storage: str | None, study_name: str | None) -> None:
-    """Where a (running) search stands: trials by status, running ones, the best, time left."""
+    """Where a (running) search stands: trials by status, running ones, the best, time left.
+
+    For a multi-backbone search's folder: one such block per backbone, the chosen one marked."""
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
-    from autoft.budget import format_duration
     from autoft.errors import AutoftError
-    from autoft.study import load_study, study_status
+    from autoft.study import backbone_entry_dir, load_study, read_backbones_state, study_status
+    from autoft.study.storage import STUDY_DB, STUDY_JOURNAL
 
     try:
-        status = study_status(load_study(out_dir, study_name, storage))
+        state = None
+        if storage is None and study_name is None and out_dir is not None and not any(
+                (out_dir / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+            state = read_backbones_state(out_dir)
+        if state is None:
+            _echo_status(study_status(load_study(out_dir, study_name, storage)))
+            return
+        chosen = state.get("chosen")
+        click.echo("multi-backbone search; chosen backbone: " + (chosen or "none yet"))
+        for entry in state.get("backbones", []):
+            mark = " (chosen)" if entry["name"] == chosen else ""
+            if entry.get("screened_out"):
+                mark += " (screened out)"
+            click.echo(f"backbone {entry['name']}{mark}:")
+            db = state.get("storage")
+            if db and "***" in str(db):
+                click.echo(f"  kept in {db}; give --storage URL --study {entry.get('study_name')}")
+                continue
+            try:
+                study = (load_study(None, entry.get("study_name"), db) if db else
+                         load_study(backbone_entry_dir(out_dir, entry)))
+            except AutoftError:
+                click.echo("  not started")
+                continue
+            _echo_status(study_status(study), indent="  ")
     except AutoftError as exc:
         _fail(str(exc))
+
+
+def _echo_status(status: dict[str, Any], indent: str = "") -> None:
+    from autoft.budget import format_duration
+
     c = status["counts"]
-    click.echo(f"study {status['study']}: {c.get('complete', 0)} complete, "
+    click.echo(f"{indent}study {status['study']}: {c.get('complete', 0)} complete, "
                f"{c.get('pruned', 0) + c.get('budget', 0) + c.get('diverged', 0)} stopped early "
                f"({c.get('budget', 0)} by the budget), {c.get('failed', 0)} failed, "
                f"{c.get('running', 0)} running, {c.get('waiting', 0)} queued")
     best = status["best"]
-    click.echo("best: -" if best is None else
-               f"best {status['metric']}: {best:.4f} (trial {status['best_trial']})")
+    click.echo(indent + ("best: -" if best is None else
+                         f"best {status['metric']}: {best:.4f} (trial {status['best_trial']})"))
     for run in status["running"]:
         age = run["heartbeat_age"]
-        click.echo(f"running: trial {run['number']} for {format_duration(run['seconds'])}"
+        click.echo(f"{indent}running: trial {run['number']} for "
+                   f"{format_duration(run['seconds'])}"
                    + ("" if age is None else f", last heartbeat {age:.0f}s ago"))
     left = status["seconds_left"]
-    click.echo("time left: " + ("-" if left is None else format_duration(left)))
+    click.echo(f"{indent}time left: " + ("-" if left is None else format_duration(left)))
 
 
 @main.command("worker")

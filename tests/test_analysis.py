@@ -422,9 +422,35 @@ def test_curve_points_are_means_at_every_size_not_the_best_run() -> None:
     rows[3]["user_attrs"]["strategy"]["learning_rate"] = 5e-5
     rows += [_record(4, 0, 0.70, n=100, curve_of=0), _record(5, 0, 0.74, n=100, curve_of=0)]
     (curve,) = fit_learning_curves(_records(rows)).values()
-    assert curve.form == "log"  # two sizes
+    assert curve.form == "power"  # two sizes: the asymptote at the metric's best, 1
     assert [(p[0], round(p[1], 4), p[2]) for p in curve.points] == [(100, 0.72, 2),
                                                                        (1000, 0.83, 3)]
+
+
+def test_two_sizes_saturate_below_the_log_linear_fit_and_the_bound() -> None:
+    # 0.78 at 600 and 0.82 at 2,000 rows: the gap to 1 shrinks from 0.22 to 0.18, so
+    # c = ln(0.22 / 0.18) / ln(2000 / 600) = 0.1667 and at 8,000 the gap is 0.18 * 4^-c = 0.1429;
+    # the log-linear line through the same points says 0.82 + 0.04 ln 4 / ln(10/3) = 0.8661
+    rows = [_record(0, 0, 0.82, n=2000), _record(1, 0, 0.78, n=600, curve_of=0)]
+    (curve,) = fit_learning_curves(_records(rows), pooled_sigma=0.002).values()
+    assert curve.form == "power" and curve.params[0] == 1.0
+    assert curve.params[2] == pytest.approx(0.1667, abs=0.013)  # the exponent grid's step
+    assert curve.predict(2000) == pytest.approx(0.82, abs=0.002)
+    assert curve.predict(8000) == pytest.approx(1 - 0.18 * 4 ** -(math.log(0.22 / 0.18)
+                                                                   / math.log(2000 / 600)),
+                                                abs=0.003)
+    assert curve.predict(8000) < 0.8661 - 0.005
+    # near the bound: two points rising fast towards 1 still predict below it, with an interval
+    # of width (the log-linear line would cross 1 and be clipped to [1, 1])
+    rows = [_record(0, 0, 0.985, n=2000), _record(1, 0, 0.94, n=500, curve_of=0)]
+    (curve,) = fit_learning_curves(_records(rows), pooled_sigma=0.002).values()
+    low, high = curve.interval(8000)
+    assert curve.predict(8000) < 1.0 and low < high <= 1.0
+    # regression's RMSE (minimised, bounded below by 0): the error falls towards 0, not past it
+    rows = [_record(0, 0, 0.50, n=2000), _record(1, 0, 0.70, n=500, curve_of=0)]
+    (curve,) = fit_learning_curves(_records(rows), direction="minimize", pooled_sigma=0.01,
+                                   bounds=(0.0, math.inf)).values()
+    assert curve.form == "power" and 0.0 < curve.predict(8000) < 0.50
 
 
 def test_families_without_probes_predict_only_at_their_size() -> None:

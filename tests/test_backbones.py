@@ -198,6 +198,9 @@ def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Pa
     assert result.exit_code == 0, result.output
     chosen = json.loads((out / "backbones.json").read_text())["chosen"]
     assert f"Chosen backbone: {chosen}" in result.output
+    # each search is announced and its trial lines name the backbone
+    assert f"backbone {small}\n" in result.output and f"backbone {big}\n" in result.output
+    assert "small: trial   0 " in result.output and "big: trial   0 " in result.output
     assert (out / "backbones" / "small" / "report.md").is_file()
     assert (out / "backbones" / "big" / "report.md").is_file()
     (out / "report.md").unlink()
@@ -206,6 +209,20 @@ def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Pa
     assert f"**Backbone `{chosen}`**" in (out / "report.md").read_text()
     status = runner.invoke(main, ["status", str(out)])
     assert status.exit_code == 0, status.output
+    # every backbone's study, the chosen one marked
+    assert f"chosen backbone: {chosen}" in status.output
+    assert f"backbone {chosen} (chosen):" in status.output
+    assert status.output.count("  study autoft: ") == 2, status.output
+    other = str(big) if chosen == str(small) else str(small)
+    assert f"backbone {other}:" in status.output
+    # a second multi-backbone run on the folder in use is refused before anything loads
+    from autoft.study import lock_folder
+
+    with lock_folder(out):
+        busy = runner.invoke(main, [
+            "search", str(data), "--model", str(small), "--model", str(big), "--n-trials", "5",
+            "--out", str(out), "--space", str(space), "--device", "cpu", "--no-progress"])
+    assert busy.exit_code == 2 and "is in use by another autoft search" in busy.output
     refit = runner.invoke(main, ["refit", str(out), "--device", "cpu"])
     assert refit.exit_code == 0, refit.output
     saved = json.loads((out / "model" / "config.json").read_text())

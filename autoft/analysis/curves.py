@@ -11,8 +11,12 @@ pooled seed standard deviation for a single run.
 ``score(n) = a - b n^(-c)`` (for a metric to minimise, ``a + b n^(-c)``), the usual learning-curve
 model (Hestness et al. 2017, "Deep Learning Scaling is Predictable, Empirically"; Mukherjee et al.
 2003), fit by weighted least squares with ``b >= 0`` and ``0.05 <= c <= 1.5`` (exactly, on a grid
-of exponents: see :func:`_fit_power`); with 2 sizes, the log-linear ``a + b ln n``; with one size,
-a flat line that predicts only at that size.
+of exponents: see :func:`_fit_power`). With 2 sizes the same law with its asymptote at the metric's
+best score (``1 - b n^(-c)`` for accuracy: the gap to a perfect score shrinks as a power of n),
+two parameters through two points; it saturates by construction and never predicts more than the
+log-linear ``a + b ln n`` through the same points (which is used for a metric without a bound,
+and which two points would carry past the bound). With one size, a flat line that predicts only
+at that size.
 
 **Its uncertainty** is a parametric bootstrap: the points are redrawn from normal distributions
 with their standard errors and the curve refit 200 times; the 10th and 90th percentiles of the
@@ -136,7 +140,7 @@ EXPONENTS = np.linspace(0.05, 1.5, 59)
 
 
 def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
-               cap: float | None = None) -> np.ndarray:
+               cap: float | None = None, at_cap: bool = False) -> np.ndarray:
     """Weighted least-squares fits of ``a - b n^-c`` (``b >= 0``) to each row of ``ys``.
 
     For a fixed exponent c the model is linear in (a, b), so it is solved exactly for every c of
@@ -152,6 +156,8 @@ def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
             asymptote ``a`` is kept at or below it, with ``b`` refit for ``a = cap`` where the
             free fit goes above (three points rising towards 1 otherwise extrapolate past it,
             and clipping every bootstrap draw at 1 gives the interval [1, 1]). None: free.
+        at_cap: Fix the asymptote at ``cap`` and fit only b and c (for 2 sizes, where a free
+            asymptote is undetermined). Needs ``cap``.
 
     Returns:
         Parameters ``(a, b, c)`` of each row, shape ``(D, 3)``.
@@ -167,11 +173,14 @@ def _fit_power(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
         sy, sxy = (ys * w).sum(axis=1), (ys * w * x).sum(axis=1)  # (D,)
         b = (sw * sxy - sx * sy) / det
         a = (sy - b * sx) / sw
-        if cap is not None:
+        if at_cap and cap is not None:
+            a = np.full_like(a, cap)
+            b = (w * x * (ys - cap)).sum(axis=1) / sxx
+        elif cap is not None:
             over = a > cap
             b_capped = (w * x * (ys - cap)).sum(axis=1) / sxx
             a, b = np.where(over, cap, a), np.where(over, b_capped, b)
-        flat = b < 0
+        flat = b < 0  # with the asymptote at the cap: points above it (bootstrap draws)
         level = mean if cap is None else np.minimum(mean, cap)
         a, b = np.where(flat, level, a), np.where(flat, 0.0, b)
         err = (w * (ys - (a[:, None] + b[:, None] * x)) ** 2).sum(axis=1)
@@ -190,6 +199,8 @@ def _fit(ns: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
         return "flat", ys[:, :1]
     if len(ns) >= 3:
         return "power", _fit_power(ns, ys, sigma, cap)
+    if cap is not None:  # two sizes: the asymptote at the metric's best score
+        return "power", _fit_power(ns, ys, sigma, cap, at_cap=True)
     w = 1.0 / sigma**2
     x = np.log(ns)
     sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()

@@ -223,8 +223,8 @@ def _models(report: dict[str, Any]) -> list[str]:
         forms = {"power": "a - b n^-c", "log": "a + b ln n"}
         out += ["### Learning curves", "",
                 "Each family's curve follows one strategy: the mean score of its runs at each "
-                "training size (runs in brackets), fit as a - b n^-c with 3 or more sizes, "
-                "a + b ln n with 2:", "",
+                "training size (runs in brackets), fit as a - b n^-c (with 2 sizes, a is the "
+                "metric's best score; a + b ln n for a metric without a bound):", "",
                 "| family | trial | points (n: score [runs]) | form | parameters |",
                 "|---|---|---|---|---|"]
         out += [f"| {c['family']} | {c['trial']} | "

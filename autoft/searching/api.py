@@ -504,6 +504,7 @@ def search(
                 "best": sign * max(scores) if scores else None, "metric": config.metric,
                 "direction": config.direction, "train_size": len(task_data.train),
                 "validation_size": len(task_data.validation), "workers": workers,
+                "backbone": info["backbone"],
             })
         logger.info(
             "searching %d training / %d validation examples, backbone %s (%d blocks), budget %s, "

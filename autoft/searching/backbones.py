@@ -44,7 +44,7 @@ from autoft.budget import Budget, format_duration
 from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
 from autoft.study.status import BACKBONES_FILE, backbone_entry_dir, read_backbones_state
-from autoft.study.storage import STUDY_DB, STUDY_JOURNAL, hide_password
+from autoft.study.storage import STUDY_DB, STUDY_JOURNAL, hide_password, lock_folder
 
 __all__ = [
     "BACKBONES_FILE",
@@ -472,6 +472,7 @@ def search_backbones(search: Callable[..., Any], data: Any, models: Sequence[Any
     Raises:
         BackboneError: A name is not a backbone, or one is given twice (before any data loads).
         BudgetError: An invalid budget, or fewer ``n_trials`` than two per backbone.
+        StudyError: ``out`` holds a one-backbone study, or another search uses it.
         Everything :func:`autoft.search` raises.
     """
     start = time.monotonic()
@@ -486,7 +487,16 @@ def search_backbones(search: Callable[..., Any], data: Any, models: Sequence[Any
     if storage is None and any((out / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
         raise StudyError(f"{str(out)!r} holds the study of a one-backbone search; give a "
                          "multi-backbone search another --out folder")
-    out.mkdir(parents=True, exist_ok=True)
+    # a second multi-backbone run on this folder would interleave its screening, shares and
+    # report with this one's; refused before anything loads, like a second one-backbone search
+    with lock_folder(out):
+        return _search_backbones(search, data, names, limits, start, out, storage, study_name,
+                                 refit, kwargs)
+
+
+def _search_backbones(search: Callable[..., Any], data: Any, names: list[str], limits: Budget,
+                      start: float, out: Path, storage: str | None, study_name: str,
+                      refit: bool, kwargs: dict[str, Any]) -> BackboneSearchResult:
     deadline = None if limits.seconds is None else start + limits.seconds
 
     def left() -> float | None:

@@ -173,7 +173,7 @@ class ProgressHook:
         """Called once before the first trial. ``info`` keys: ``deadline`` (or None),
         ``n_trials`` (target or None), ``finished``, ``pruned``, ``failed`` (trials of earlier
         runs), ``best`` (best score so far or None), ``metric``, ``direction``, ``train_size``,
-        ``validation_size``, ``workers``."""
+        ``validation_size``, ``workers``, ``backbone`` (its name or folder)."""
 
     def on_trial_start(self, number: int, strategy: Strategy) -> None:
         """A trial begins training ``strategy``."""

@@ -18,6 +18,7 @@ from autoft.study.status import (
     backbone_entry_dir,
     chosen_backbone_dir,
     load_study,
+    read_backbones_state,
     study_runs,
     study_status,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "fail_stale_trials",
     "hide_password",
     "load_study",
+    "read_backbones_state",
     "lock_folder",
     "open_storage",
     "strategy_key",
