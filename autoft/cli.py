@@ -411,9 +411,9 @@ def refit_command(out_dir: Path | None, storage: str | None, study_name: str | N
             _write_reports(out_dir, study_name, storage)
     except autoft.AutoftError as exc:
         _fail(str(exc))
-    test = "-" if result.test_score is None else f"{result.test_score:.4f}"
+    shown = "-" if result.test_score is None else f"{result.test_score:.4f}"
     click.echo(f"refit trial {result.trial_number}: validation {result.validation_score:.4f}, "
-               f"test {test}; saved to {result.path}")
+               f"test {shown}; saved to {result.path}")
     click.echo(f'load it: import autoft, transformers; '
                f'transformers.pipeline("{result.pipeline_task}", model="{result.path}")'
                + ("; or, without autoft, add trust_remote_code=True" if portable else ""))
@@ -439,7 +439,7 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
         if storage is None and study_name is None and out_dir is not None and not any(
                 (out_dir / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
             state = read_backbones_state(out_dir)
-        if state is None:
+        if state is None or out_dir is None:
             _echo_status(study_status(load_study(out_dir, study_name, storage)))
             return
         chosen = state.get("chosen")
