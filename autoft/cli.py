@@ -432,12 +432,12 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
         _fail("give the search's output folder, or --storage URL --study NAME")
     from autoft.errors import AutoftError
     from autoft.study import backbone_entry_dir, load_study, read_backbones_state, study_status
-    from autoft.study.storage import STUDY_DB, STUDY_JOURNAL
+    from autoft.study.storage import holds_study_file
 
     try:
         state = None
-        if storage is None and study_name is None and out_dir is not None and not any(
-                (out_dir / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+        if storage is None and study_name is None and out_dir is not None and \
+                not holds_study_file(out_dir):
             state = read_backbones_state(out_dir)
         if state is None or out_dir is None:
             _echo_status(study_status(load_study(out_dir, study_name, storage)))

@@ -53,8 +53,6 @@ OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet")
 _BYPASS = {"electra": ("embeddings_project",)}
 
 
-
-
 class _Passthrough(nn.Module):
     """Stands in for the embeddings: returns the hidden states given as ``inputs_embeds``."""
 

@@ -54,7 +54,6 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 BATCHNORM_MOMENTUM = 0.1
 
 
-
 def _first(model: nn.Module, paths: tuple[str, ...], what: str) -> Any:
     for path in paths:
         try:
@@ -156,7 +155,6 @@ class ImageAdapter(BackboneAdapter):
 
     def suffix(self, model: nn.Module, k: int) -> _Suffix:
         return _Suffix(self, model, k)
-
 
 
 class ConvNetAdapter(ImageAdapter):

@@ -44,7 +44,7 @@ from autoft.budget import Budget, format_duration
 from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
 from autoft.study.status import BACKBONES_FILE, backbone_entry_dir, read_backbones_state
-from autoft.study.storage import STUDY_DB, STUDY_JOURNAL, hide_password, lock_folder
+from autoft.study.storage import hide_password, holds_study_file, lock_folder
 
 __all__ = [
     "BACKBONES_FILE",
@@ -484,7 +484,7 @@ def search_backbones(search: Callable[..., Any], data: Any, models: Sequence[Any
         raise BudgetError(f"n_trials={limits.n_trials} cannot search {len(names)} backbones: "
                           f"give at least {2 * len(names)} (a probe and one more trial each)")
     out = Path(out)
-    if storage is None and any((out / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+    if storage is None and holds_study_file(out):
         raise StudyError(f"{str(out)!r} holds the study of a one-backbone search; give a "
                          "multi-backbone search another --out folder")
     # a second multi-backbone run on this folder would interleave its screening, shares and

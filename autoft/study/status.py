@@ -13,9 +13,8 @@ import optuna
 from autoft.errors import StudyError
 from autoft.study.records import StudyAttr, trial_records
 from autoft.study.storage import (
-    STUDY_DB,
-    STUDY_JOURNAL,
     hide_password,
+    holds_study_file,
     last_heartbeat,
     open_storage,
 )
@@ -84,8 +83,7 @@ def load_study(
     Raises:
         StudyError: No study file or storage, or no (unique) study in it.
     """
-    if storage is None and out_dir is not None and not any(
-            (Path(out_dir) / f).exists() for f in (STUDY_DB, STUDY_JOURNAL)):
+    if storage is None and out_dir is not None and not holds_study_file(out_dir):
         found = _chosen_entry(out_dir)
         if found is not None:
             state, entry = found

@@ -48,6 +48,7 @@ __all__ = [
     "fail_stale_trials",
     "hide_password",
     "is_interrupted",
+    "holds_study_file",
     "lock_folder",
     "open_storage",
     "resolve_storage_url",
@@ -278,6 +279,12 @@ def open_storage(
         )
     out.mkdir(parents=True, exist_ok=True)
     return _journal(journal) if workers > 1 else _sqlite(db)
+
+
+def holds_study_file(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds a one-backbone search's study file (``study.db`` or
+    ``study.journal``)."""
+    return any((Path(out_dir) / f).exists() for f in (STUDY_DB, STUDY_JOURNAL))
 
 
 def study_file(out_dir: str | Path, storage: BaseStorage) -> str:
