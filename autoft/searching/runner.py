@@ -634,8 +634,9 @@ class SearchStopper:
         if state.failures >= MAX_CONSECUTIVE_FAILURES:
             state.stopped_because = f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
         elif state.skips >= MAX_CONSECUTIVE_SKIPS:
-            state.stopped_because = (f"the time left could not fit the last {state.skips} "
-                                     "strategies tried (the cost model's prediction)")
+            state.stopped_because = (f"the time budget's remainder could not fit the last "
+                                     f"{state.skips} strategies tried (the cost model's "
+                                     "prediction)")
         else:
             state.stopped_because = self.should_stop(study)
         if state.stopped_because:
