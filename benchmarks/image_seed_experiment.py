@@ -14,7 +14,9 @@ users keep images in) and searched with the offline default image backbone, Effi
 4. ``full``: full fine-tuning at 224 px, lr 1e-4 (head 1e-3), 3 epochs, batch 32, ``--full-seeds``
    seeds;
 5. ``size``: the report's size x budget table at 8,000 images against the recommended strategy
-   trained on the 8,000 images (``--size-seeds`` seeds).
+   trained on the 8,000 images (``--size-seeds`` seeds). The table has rows at the probes' sizes
+   (``--curve-sizes``, 200 and 500 images here, so that the 500 row is measured), at 2,000 and at
+   8,000.
 
 Each step is saved as it ends; ``--steps`` runs some of them and keeps the others' results.
 
@@ -111,6 +113,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--full-seeds", type=int, default=3)
     parser.add_argument("--size-seeds", type=int, default=1)
+    parser.add_argument("--curve-sizes", default="200,500",
+                        help="training-set sizes of the learning-curve probes (the size x budget "
+                             "table has a row at each, at the full size and at 4x it)")
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-image-seed"))
     parser.add_argument("--name", default="image_seed_experiment")
@@ -140,13 +145,15 @@ def main() -> None:
     if "search" in steps:
         print(f"[{time.strftime('%H:%M:%S')}] search ({args.budget})", flush=True)
         started = time.monotonic()
+        sizes = [int(v) for v in args.curve_sizes.split(",") if v.strip()]
         result = autoft.search(train, validation=val, budget=args.budget, out=out, seed=0,
-                               cache_dir=work / "cache")
+                               cache_dir=work / "cache", curve_sizes=sizes)
         records = trial_records(result.study_.get_trials(deepcopy=False))
         statuses = [r.status for r in records]
         rec = result.recommendation_
         payload["search"] = {
             "seconds": round(time.monotonic() - started, 1), "trials": len(records),
+            "curve_sizes": sizes,
             "complete": statuses.count("complete"), "pruned": statuses.count("pruned"),
             "skipped": statuses.count("skipped"),
             "frozen_layers_tried": sorted({r.frozen_layers for r in records
