@@ -431,19 +431,30 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
     if out_dir is None and storage is None:
         _fail("give the search's output folder, or --storage URL --study NAME")
     from autoft.errors import AutoftError
-    from autoft.study import backbone_entry_dir, load_study, read_backbones_state, study_status
+    from autoft.study import (
+        backbone_entry_dir,
+        load_study,
+        read_backbones_state,
+        screening_backbones,
+        study_status,
+    )
     from autoft.study.storage import holds_study_file
 
     try:
-        state = None
+        state, screening = None, None
         if storage is None and study_name is None and out_dir is not None and \
                 not holds_study_file(out_dir):
             state = read_backbones_state(out_dir)
+            screening = None if state is not None else screening_backbones(out_dir)
+        if screening is not None:  # backbones.json is written once every backbone is screened
+            state = {"chosen": None, "backbones": screening}
         if state is None or out_dir is None:
             _echo_status(study_status(load_study(out_dir, study_name, storage)))
             return
         chosen = state.get("chosen")
-        click.echo("multi-backbone search; chosen backbone: " + (chosen or "none yet"))
+        click.echo("multi-backbone search" + (
+            ", screening its backbones (no shares or choice yet)" if screening else
+            "; chosen backbone: " + (chosen or "none yet")))
         for entry in state.get("backbones", []):
             mark = " (chosen)" if entry["name"] == chosen else ""
             if entry.get("screened_out"):

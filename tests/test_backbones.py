@@ -230,6 +230,13 @@ def test_cli_model_repeated_then_report_status_and_refit(two_backbones: tuple[Pa
     assert saved["backbone_config"]["num_hidden_layers"] == expected  # the chosen backbone
     # the comparison report survived the refit's report rewrite
     assert f"**Backbone `{chosen}`**" in (out / "report.md").read_text()
+    # while the backbones are screened (backbones.json not written yet), status lists their studies
+    (out / "backbones.json").unlink()
+    screening = runner.invoke(main, ["status", str(out)])
+    assert screening.exit_code == 0, screening.output
+    assert "multi-backbone search, screening its backbones" in screening.output
+    assert "backbone big:\n  study autoft: " in screening.output
+    assert "backbone small:\n  study autoft: " in screening.output
 
 
 def test_screening_trial_trial_counts_and_trial_shares() -> None:

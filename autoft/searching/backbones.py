@@ -43,7 +43,12 @@ from typing import Any
 from autoft.budget import Budget, format_duration
 from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
-from autoft.study.status import BACKBONES_FILE, backbone_entry_dir, read_backbones_state
+from autoft.study.status import (
+    BACKBONES_DIR,
+    BACKBONES_FILE,
+    backbone_entry_dir,
+    read_backbones_state,
+)
 from autoft.study.storage import hide_password, holds_study_file, lock_folder
 
 __all__ = [
@@ -504,7 +509,7 @@ def _search_backbones(search: Callable[..., Any], data: Any, names: list[str], l
 
     def run(name: str, **extra: Any) -> Any:
         slug = backbone_slug(name)
-        return search(data, model=name, out=out / "backbones" / slug, storage=storage,
+        return search(data, model=name, out=out / BACKBONES_DIR / slug, storage=storage,
                       study_name=f"{study_name}-{slug}" if storage else study_name,
                       **kwargs, **extra)
 
@@ -533,7 +538,7 @@ def _search_backbones(search: Callable[..., Any], data: Any, names: list[str], l
              "storage": None if storage is None else hide_password(storage),
              "chosen": earlier.get("chosen"),
              "backbones": [{"name": p["name"],
-                            "folder": f"backbones/{backbone_slug(p['name'])}",
+                            "folder": f"{BACKBONES_DIR}/{backbone_slug(p['name'])}",
                             "study_name": (f"{study_name}-{backbone_slug(p['name'])}"
                                            if storage else None),
                             "screen_score": p["score"], "screen_seconds": p["seconds"],
@@ -580,7 +585,7 @@ def _search_backbones(search: Callable[..., Any], data: Any, names: list[str], l
     if refit and chosen is not None:
         from autoft.searching.refit import refit as refit_study
 
-        folder = out / "backbones" / backbone_slug(chosen)
+        folder = out / BACKBONES_DIR / backbone_slug(chosen)
         name = f"{study_name}-{backbone_slug(chosen)}" if storage else None
         refit_study(None if storage else folder, storage=storage, study_name=name,
                     save_to=out / "model", data=data, validation=kwargs.get("validation"),

@@ -13,12 +13,14 @@ from autoft.study.records import (
     write_outcome,
 )
 from autoft.study.status import (
+    BACKBONES_DIR,
     BACKBONES_FILE,
     STUDY_NAME,
     backbone_entry_dir,
     chosen_backbone_dir,
     load_study,
     read_backbones_state,
+    screening_backbones,
     study_runs,
     study_status,
 )
@@ -36,6 +38,7 @@ from autoft.study.storage import (
 )
 
 __all__ = [
+    "BACKBONES_DIR",
     "BACKBONES_FILE",
     "GRACE_SECONDS",
     "HEARTBEAT_SECONDS",
@@ -55,6 +58,7 @@ __all__ = [
     "hide_password",
     "load_study",
     "read_backbones_state",
+    "screening_backbones",
     "lock_folder",
     "open_storage",
     "strategy_key",

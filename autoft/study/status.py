@@ -19,8 +19,9 @@ from autoft.study.storage import (
     open_storage,
 )
 
-__all__ = ["BACKBONES_FILE", "STUDY_NAME", "backbone_entry_dir", "chosen_backbone_dir",
-           "load_study", "read_backbones_state", "study_runs", "study_status"]
+__all__ = ["BACKBONES_DIR", "BACKBONES_FILE", "STUDY_NAME", "backbone_entry_dir",
+           "chosen_backbone_dir", "load_study", "read_backbones_state", "screening_backbones",
+           "study_runs", "study_status"]
 
 #: Default study name.
 STUDY_NAME = "autoft"
@@ -29,6 +30,8 @@ STUDY_NAME = "autoft"
 #: The file in a multi-backbone search's output folder that records its screening and choice
 #: (see :mod:`autoft.searching.backbones`).
 BACKBONES_FILE = "backbones.json"
+#: The folder of a multi-backbone search's output folder that holds one study folder per backbone.
+BACKBONES_DIR = "backbones"
 
 
 def backbone_entry_dir(out_dir: str | Path, entry: dict[str, Any]) -> Path:
@@ -51,6 +54,19 @@ def read_backbones_state(out_dir: str | Path) -> dict[str, Any] | None:
         return dict(json.loads(state_path.read_text()))
     except (OSError, ValueError) as exc:
         raise StudyError(f"cannot read {str(state_path)!r}: {exc}") from None
+
+
+def screening_backbones(out_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The backbones of a multi-backbone search that is still screening them (it writes
+    ``OUT/backbones.json`` once every backbone is screened): one ``{"name", "folder"}`` per study
+    folder under ``OUT/backbones/``, named by its folder (the backbone's slug). None when
+    ``out_dir`` holds ``backbones.json`` or no such study folder."""
+    folder = Path(out_dir) / BACKBONES_DIR
+    if (Path(out_dir) / BACKBONES_FILE).is_file() or not folder.is_dir():
+        return None
+    found = [{"name": sub.name, "folder": f"{BACKBONES_DIR}/{sub.name}"}
+             for sub in sorted(folder.iterdir()) if sub.is_dir() and holds_study_file(sub)]
+    return found or None
 
 
 def _chosen_entry(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
