@@ -22,6 +22,11 @@ against them (``benchmarks/curves_and_cost.py`` does the learning-curve check fr
     python benchmarks/search_vs_random.py --repeats 2           # the first 2 repeats ...
     python benchmarks/search_vs_random.py --resume              # ... and later the third
     python benchmarks/search_vs_random.py --budget 2m --repeats 1 --rows 300 --confirm-seeds 1
+    python benchmarks/search_vs_random.py --restat --name search_vs_random_v5   # statistics only
+
+Besides the confirmed means, each run records where its sampled strategies land (their scores at
+the pruner's first rung, which every trial reaches), and the summary pools the picks' confirmed
+runs of each arm (their difference with Welch's standard error).
 
 Results: ``benchmarks/results/search_vs_random.json`` (written after every search and confirmation,
 so an interrupted run keeps what it measured; ``--resume`` continues one).
@@ -52,6 +57,21 @@ def _arm_kwargs(arm: str, repeat: int) -> dict[str, Any]:
             "pruner": "none", "seeds": 1, "curve_sizes": (), "baselines": False}
 
 
+def _sampled_stats(study: Any) -> dict[str, Any]:
+    """Where the sampler's own strategies land (no baselines, re-seeds or probes): their
+    validation scores at successive halving's first rung (after 2 of 3 epochs, evaluation 4),
+    which every sampled trial reaches, pruned or not, so the pruner does not flatter the arm that
+    prunes. Whether the sampler learns shows here, apart from the noise of picking one trial."""
+    from autoft.study import trial_records
+
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    scores = [by_number[r.number].intermediate_values[4] for r in trial_records(trials)
+              if not r.purpose and not r.baseline and 4 in by_number[r.number].intermediate_values]
+    return {"step": 4, "n": len(scores), "mean": statistics.fmean(scores) if scores else None,
+            "median": statistics.median(scores) if scores else None}
+
+
 def _search(arm: str, repeat: int, train: Path, dev: Path, budget: str, work: Path) -> dict:
     import autoft
     from autoft.study import trial_records
@@ -79,6 +99,7 @@ def _search(arm: str, repeat: int, train: Path, dev: Path, budget: str, work: Pa
                        and r.status != "skipped"),
         "frozen_layers_tried": sorted({r.frozen_layers for r in records
                                        if r.frozen_layers is not None}),
+        "sampled_at_first_rung": _sampled_stats(result.study_),
         "pick": {"trial": pick["trial_number"], "description": pick["description"],
                  "search_score": pick["mean"], "search_runs": pick["n"],
                  "confirmed_in_search": arm != "random" and rec.confirmed,
@@ -123,6 +144,21 @@ def _summary(runs: list[dict]) -> dict:
                         "trials": [r["trials"] for r in runs if r["arm"] == arm],
                         "pick_gap_to_best_of_top": [r.get("pick_gap") for r in runs
                                                     if r["arm"] == arm]}
+    # every confirmed run of every pick, pooled over the repeats: the difference of the two
+    # arms' means with Welch's standard error (each seed one observation)
+    pooled = {arm: [c["dev_accuracy"] for r in runs if r["arm"] == arm and r["top"]
+                    for c in r["top"][0].get("confirmed", [])] for arm in out}
+    for arm, scores in pooled.items():
+        out[arm]["sampled_at_first_rung_means"] = [
+            r.get("sampled_at_first_rung", {}).get("mean") for r in runs if r["arm"] == arm]
+        out[arm]["pick_confirmed_runs"] = {"n": len(scores), "mean": statistics.fmean(scores),
+                                           "std": statistics.stdev(scores)
+                                           if len(scores) > 1 else None}
+    if all(len(pooled.get(a, [])) > 1 for a in ("autoft", "random")):
+        a, b = out["autoft"]["pick_confirmed_runs"], out["random"]["pick_confirmed_runs"]
+        out["pooled_difference_autoft_minus_random"] = {
+            "mean": a["mean"] - b["mean"],
+            "standard_error": (a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) ** 0.5}
     pairs = {}
     for r in runs:
         if "pick_confirmed_mean" in r:
@@ -148,13 +184,27 @@ def main() -> None:
     parser.add_argument("--arms", default="autoft,random",
                         help="arms in the order they run within a repeat (also: autoft-nopruner, "
                              "autoft's defaults without pruning, a diagnostic)")
+    parser.add_argument("--restat", action="store_true",
+                        help="only recompute the statistics of the runs in --name's JSON from "
+                             "their study folders (no training)")
     args = parser.parse_args()
+    path = RESULTS / f"{args.name}.json"
+    if args.restat:
+        from autoft.study import load_study
+
+        payload = json.loads(path.read_text())
+        for run in payload["runs"]:
+            if Path(run["out"]).is_dir():
+                run["sampled_at_first_rung"] = _sampled_stats(load_study(run["out"]))
+        payload["summary"] = _summary(payload["runs"])
+        save(args.name, payload)
+        print(json.dumps(payload["summary"], indent=2))
+        return
 
     args.work.mkdir(parents=True, exist_ok=True)
     train = args.work / "sst2_train.tsv"
     sst2_train(args.rows, seed=0).to_csv(train, sep="\t", index=False)
     dev = SHARED_DATA / "sst2" / "dev.tsv"
-    path = RESULTS / f"{args.name}.json"
     payload: dict[str, Any] = {"runs": []}
     if args.resume and path.is_file():
         payload = json.loads(path.read_text())
