@@ -1,15 +1,16 @@
 """Benchmark: the strategy kinds side by side (issue 12's first must-show).
 
 SST-2, 2,000 training rows (seed 0), validated on dev.tsv (872 rows), MiniLM by default: full
-fine-tuning, freeze-k (k = L/2), LoRA on the attention, LoRA on attention + FFN, BitFit and full
-fine-tuning with layer-wise learning-rate decay (0.9). Each method is first swept over a few
-learning rates with one seed (``--sweep-seed``), then its best rate is trained with ``--seeds``
-fresh seeds; the table gives the dev accuracy (mean, std over those seeds), seconds per epoch
-(training only, median over the seeds), trainable parameters and the process's peak RSS after
-the method (``ru_maxrss``: it only grows, so the methods run from the lightest to the heaviest
-and each row says what that method added, if anything).
+fine-tuning, the best freeze-k (``freeze_k``: k in 1-3 and the rate swept together; ``freeze_half``
+is k = L/2), LoRA on the attention, LoRA on attention + FFN, BitFit and full fine-tuning with
+layer-wise learning-rate decay (0.9). Each method is first swept over a few learning rates with
+one seed (``--sweep-seed``), then its best point is trained with ``--seeds`` fresh seeds; the
+table gives the dev accuracy (mean, std over those seeds), seconds per epoch (training only,
+median over the seeds), trainable parameters and the process's peak RSS after the method
+(``ru_maxrss``: it only grows, so the methods run from the lightest to the heaviest and each row
+says what that method added, if anything).
 
-    python benchmarks/strategy_kinds.py                        # about 2 hours on 2 cores
+    python benchmarks/strategy_kinds.py                        # about 40 minutes on 2 cores
     python benchmarks/strategy_kinds.py --rows 300 --seeds 1 --methods bitfit,lora_attn   # smoke
     python benchmarks/strategy_kinds.py --model /path/to/all-mpnet-base-v2 \\
         --methods full,freeze_half,lora_attn,bitfit --name strategy_kinds_mpnet
@@ -28,8 +29,9 @@ from typing import Any
 
 from _common import SHARED_DATA, machine, save, sst2_train
 
-#: method -> (strategy fields without the learning rate, the learning-rate field, rates swept)
-METHODS: dict[str, tuple[dict[str, Any], str, tuple[float, ...]]] = {
+#: method -> (strategy fields without the learning rate, the learning-rate field, the sweep: rates,
+#: or dicts of fields when more than the rate is swept)
+METHODS: dict[str, tuple[dict[str, Any], str, tuple[Any, ...]]] = {
     "bitfit": ({"kind": "bitfit", "frozen_layers": 0}, "bitfit_learning_rate",
                (3e-4, 1e-3, 3e-3)),
     "lora_attn": ({"kind": "lora", "frozen_layers": 0, "lora_rank": 8, "lora_alpha": 16,
@@ -39,6 +41,11 @@ METHODS: dict[str, tuple[dict[str, Any], str, tuple[float, ...]]] = {
                       (3e-4, 1e-3, 3e-3)),
     "freeze_half": ({"kind": "freeze", "frozen_layers": "L/2"}, "learning_rate",
                     (3e-5, 1e-4, 3e-4)),
+    # the best freeze-k: k and the rate swept together, around what the SST-2 searches found
+    # (k = 1-3 and 1e-4-2e-4 at the top of search_vs_random_v5's runs)
+    "freeze_k": ({"kind": "freeze"}, "learning_rate",
+                 tuple({"frozen_layers": k, "learning_rate": rate}
+                       for k in (1, 2, 3) for rate in (1e-4, 2e-4))),
     "full": ({"kind": "freeze", "frozen_layers": 0}, "learning_rate", (2e-5, 5e-5, 1e-4)),
     "llrd": ({"kind": "freeze", "frozen_layers": 0, "layer_decay": 0.9}, "learning_rate",
              (2e-5, 5e-5, 1e-4)),
@@ -47,9 +54,9 @@ COMMON = {"head": "linear", "head_learning_rate": 1e-3, "head_dropout": 0.1, "po
           "epochs": 3, "batch_size": 32}
 
 
-def _strategy(method: str, rate: float, num_layers: int) -> dict[str, Any]:
+def _strategy(method: str, point: Any, num_layers: int) -> dict[str, Any]:
     fields, rate_field, _ = METHODS[method]
-    out = {**COMMON, **fields, rate_field: rate}
+    out = {**COMMON, **fields, **(point if isinstance(point, dict) else {rate_field: point})}
     if out["frozen_layers"] == "L/2":
         out["frozen_layers"] = num_layers // 2
     return out
@@ -77,7 +84,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sweep-seed", type=int, default=100)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default="bitfit,lora_attn,lora_attn_ffn,freeze_k,full,llrd",
+                        help=f"some of {', '.join(METHODS)}, lightest first")
     parser.add_argument("--model", default=None, help="backbone folder (default: MiniLM)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-strategy-kinds"))
     parser.add_argument("--name", default="strategy_kinds")
@@ -106,7 +114,7 @@ def main() -> None:
             strategy = _strategy(method, rate, num_layers)
             row = _run(train, dev, strategy, args.sweep_seed, args.model, args.work / "cache")
             entry["sweep"].append({"rate": rate, **row})
-            print(f"[{time.strftime('%H:%M:%S')}] {method} rate {rate:g}: "
+            print(f"[{time.strftime('%H:%M:%S')}] {method} {rate}: "
                   f"{row['dev_accuracy']:.4f} ({row['seconds_per_epoch']} s/epoch)", flush=True)
             save(args.name, payload)
         best = max(entry["sweep"], key=lambda r: r["dev_accuracy"])["rate"]
@@ -126,7 +134,7 @@ def main() -> None:
         save(args.name, payload)
         s = entry["summary"]
         std = "-" if s["dev_accuracy_std"] is None else f"{s['dev_accuracy_std']:.4f}"
-        print(f"{method:>14}: rate {best:g}, dev {s['dev_accuracy_mean']:.4f} +- {std}, "
+        print(f"{method:>14}: {best}, dev {s['dev_accuracy_mean']:.4f} +- {std}, "
               f"{s['seconds_per_epoch']} s/epoch, {s['trainable_params']:,} trainable, "
               f"peak RSS {s['peak_rss_mib']} MiB", flush=True)
 
