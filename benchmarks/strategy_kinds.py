@@ -2,7 +2,8 @@
 
 SST-2, 2,000 training rows (seed 0), validated on dev.tsv (872 rows), MiniLM by default: full
 fine-tuning, the best freeze-k (``freeze_k``: k in 1-3 and the rate swept together; ``freeze_half``
-is k = L/2), LoRA on the attention, LoRA on attention + FFN, BitFit and full fine-tuning with
+is k = L/2), LoRA on the attention (of every block, or only above a frozen and cached bottom
+half), LoRA on attention + FFN, BitFit and full fine-tuning with
 layer-wise learning-rate decay (0.9). Each method is first swept over a few learning rates with
 one seed (``--sweep-seed``), then its best point is trained with ``--seeds`` fresh seeds; the
 table gives the dev accuracy (mean, std over those seeds), seconds per epoch (training only,
@@ -39,6 +40,10 @@ METHODS: dict[str, tuple[dict[str, Any], str, tuple[Any, ...]]] = {
     "lora_attn_ffn": ({"kind": "lora", "frozen_layers": 0, "lora_rank": 8, "lora_alpha": 16,
                        "lora_targets": "attention_ffn"}, "lora_learning_rate",
                       (3e-4, 1e-3, 3e-3)),
+    # LoRA above a frozen bottom half: the half's outputs come from the prefix cache
+    "lora_attn_above_half": ({"kind": "lora", "frozen_layers": "L/2", "lora_rank": 8,
+                              "lora_alpha": 16, "lora_targets": "attention"},
+                             "lora_learning_rate", (3e-4, 1e-3, 3e-3)),
     "freeze_half": ({"kind": "freeze", "frozen_layers": "L/2"}, "learning_rate",
                     (3e-5, 1e-4, 3e-4)),
     # the best freeze-k: k and the rate swept together, around what the SST-2 searches found
@@ -84,7 +89,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sweep-seed", type=int, default=100)
-    parser.add_argument("--methods", default="bitfit,lora_attn,lora_attn_ffn,freeze_k,full,llrd",
+    parser.add_argument("--methods", default="lora_attn_above_half,bitfit,lora_attn,"
+                                             "lora_attn_ffn,freeze_k,full,llrd",
                         help=f"some of {', '.join(METHODS)}, lightest first")
     parser.add_argument("--model", default=None, help="backbone folder (default: MiniLM)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-strategy-kinds"))
