@@ -16,7 +16,8 @@ users keep images in) and searched with the offline default image backbone, Effi
 5. ``size``: the report's size x budget table at 8,000 images against the recommended strategy
    trained on the 8,000 images (``--size-seeds`` seeds). The table has rows at the probes' sizes
    (``--curve-sizes``, 200 and 500 images here, so that the 500 row is measured), at 2,000 and at
-   8,000.
+   8,000. ``curve`` (no training) adds the recommended family's own learning curve and its
+   prediction at 8,000, to compare with the same strategy measured there.
 
 Each step is saved as it ends; ``--steps`` runs some of them and keeps the others' results.
 
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 from _common import RESULTS, animal_mnist, image_folder, machine, save
 
-STEPS = ("search", "confirm", "probe", "full", "size")
+STEPS = ("search", "confirm", "probe", "full", "size", "curve")
 CONFIRM_SEED0 = 10_000
 
 
@@ -102,6 +103,23 @@ def _probe(train: Path, val: Path) -> dict[str, Any]:
             "seconds": round(time.monotonic() - started, 1),
             "method": "StandardScaler + LogisticRegression on the pooled 1,280 features at 224 "
                       "px, C from {0.01, 0.1, 1, 10} by 5-fold CV on the training images"}
+
+
+def _recommended_curve(out: Path, strategy: dict[str, Any], size: int) -> dict[str, Any]:
+    """The learning curve of the recommended strategy's family (as the report fits it): its
+    points, form, and prediction with the 80% interval at ``size`` images (no training)."""
+    from autoft.analysis import fit_learning_curves, group_runs, pooled_std
+    from autoft.strategies import Strategy
+    from autoft.study import load_study, trial_records
+
+    records = trial_records(load_study(out).get_trials(deepcopy=False))
+    family = Strategy.from_dict(strategy).family()
+    curve = fit_learning_curves(records, pooled_sigma=pooled_std(group_runs(records))).get(family)
+    if curve is None:
+        return {"family": str(family), "error": "no curve: the family did not train to the end"}
+    return {"family": str(family), "form": curve.form,
+            "points": [list(p) for p in curve.points], "train_size": size,
+            "prediction": curve.predict(size), "interval_80": curve.interval(size)}
 
 
 def main() -> None:
@@ -199,6 +217,10 @@ def main() -> None:
                            "table": [{k: row.get(k) for k in (
                                "train_size", "budget_seconds", "description", "expected_score",
                                "interval", "expected_seconds", "extrapolated")} for row in table]}
+        save(args.name, payload)
+    if "curve" in steps and recommended and "size" in payload:
+        payload["size"]["recommended_curve"] = _recommended_curve(out, recommended["strategy"],
+                                                                  args.big)
         save(args.name, payload)
     print(json.dumps({k: payload.get(k) for k in ("search", "confirm", "probe", "full")},
                      indent=1, default=str)[:4000])
