@@ -272,6 +272,10 @@ def test_bad_arguments_raised_early(data, tmp_path) -> None:  # type: ignore[no-
         autoft.search(data, trial_budget=-5, out=tmp_path)
     with pytest.raises(autoft.AutoftError, match="pruner 'asha'"):
         autoft.search(data, pruner="asha", out=tmp_path)
+    # worker processes build their pruner from its name in the study
+    with pytest.raises(autoft.AutoftError, match=r"pruner instance \(MedianPruner\) cannot be "
+                                                 "shared with workers=2"):
+        autoft.search(data, pruner=optuna.pruners.MedianPruner(), workers=2, out=tmp_path)
     with pytest.raises(BackboneError, match="no config.json"):
         autoft.search(data, model=str(tmp_path), out=tmp_path / "o", n_trials=1)
 

@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 import autoft
+from autoft.errors import StudyError
 from autoft.searching import run_worker
 from autoft.searching.workers import config_from_study
 from autoft.study import load_study, study_runs
@@ -159,6 +160,14 @@ def test_a_joining_worker_uses_the_studys_settings(tiny_bert: Path, tmp_path: Pa
     assert (config.pruner, config.max_length, config.evals_per_epoch) == ("median", 24, 3)
     assert config.followups.seeds == 2 and config.followups.curve_sizes == (0.5,)
     assert type(config.make_pruner()).__name__ == "MedianPruner"
+
+
+def test_a_worker_refuses_a_study_searched_with_a_pruner_instance() -> None:
+    study = optuna.create_study()
+    study.set_user_attr("autoft", {"pruner": "PatientPruner", "num_layers": 2})
+    with pytest.raises(StudyError, match=r"pruner instance \(PatientPruner\), which a worker "
+                                         "cannot rebuild"):
+        config_from_study(study, device="cpu")
 
 
 @pytest.mark.skipif(not POSTGRES, reason="set AUTOFT_TEST_POSTGRES_URL (.ci/run starts a server)")

@@ -79,6 +79,11 @@ class SearchConfig:
             (isinstance(self.out, (str, os.PathLike)), f"out={self.out!r} must be a folder path"),
             (isinstance(self.pruner, optuna.pruners.BasePruner) or self.pruner in PRUNERS,
              f"pruner {self.pruner!r} is not one of {PRUNERS} or an optuna pruner"),
+            # each worker process rebuilds the pruner from its name in the study
+            (isinstance(self.pruner, str) or self.workers == 1,
+             f"a pruner instance ({type(self.pruner).__name__}) cannot be shared with "
+             f"workers={self.workers}: each worker process builds its pruner from its name; "
+             f"give one of {PRUNERS}, or workers=1"),
         ]
         for name, given in (("model", self.model), ("storage", self.storage)):
             checks.append((given is None or isinstance(given, (str, os.PathLike)),

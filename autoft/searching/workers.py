@@ -17,6 +17,7 @@ from autoft.models.backbone import load_backbone
 from autoft.searching.followups import FollowupSettings
 from autoft.searching.runner import (
     MAX_CONSECUTIVE_FAILURES,
+    PRUNERS,
     Interrupt,
     ProgressHook,
     RunState,
@@ -150,10 +151,16 @@ def config_from_study(study: optuna.Study, *, device: str = "auto", data: Any = 
         ``(config, encoder, tokenizer)``.
 
     Raises:
-        StudyError: Not an autoft study.
+        StudyError: Not an autoft study, or one searched with a pruner instance (a worker
+            rebuilds the pruner from its name).
         DataError: The data cannot be found or differ from the study's.
     """
     info = stored_info(study)
+    pruner = info.get("pruner", "hyperband")  # studies of autoft 0.1 stored none
+    if pruner not in PRUNERS:
+        raise StudyError(f"the study was searched with a pruner instance ({pruner}), which a "
+                         "worker cannot rebuild; join it from Python with the same search() "
+                         f"call, or start a study with a named pruner ({', '.join(PRUNERS)})")
     task = task_from_study(info, data=data, validation=validation, test=test)
     try:
         encoder, tokenizer, resolved = load_backbone(info.get("backbone"))
@@ -165,7 +172,7 @@ def config_from_study(study: optuna.Study, *, device: str = "auto", data: Any = 
         space=SearchSpace.load(info["space"]).resolved(num_layers), num_layers=num_layers,
         metric=info["metric"], direction=info.get("direction", "maximize"),
         max_length=int(info["max_length"]), evals_per_epoch=int(info["evals_per_epoch"]),
-        device=device, seed=int(info["seed"]), pruner=info.get("pruner", "hyperband"),
+        device=device, seed=int(info["seed"]), pruner=pruner,
         local_single=False,
         followups=FollowupSettings.from_dict(study.user_attrs.get(StudyAttr.FOLLOWUPS)),
         baselines=bool(info.get("baselines", True)),
