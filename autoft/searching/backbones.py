@@ -7,9 +7,10 @@ Pareto front and size x budget table of each are in its own report. The run:
 
 1. **Screening.** Every backbone's first trial: its space's cheapest baseline (most blocks
    frozen), in the default and ``all`` spaces the linear probe trained from the frozen-prefix
-   cache (seconds; on 2,000 SST-2 rows MiniLM's probe scored about 0.80, MPNet's 0.885 in 2 s
-   from a warm cache, see issue 12). The ``peft`` space has no probe baseline: there the first
-   is a LoRA strategy, a slower and noisier screen.
+   cache (on 2,000 SST-2 rows MiniLM's probe scored 0.775 in 2 s from a warm cache, MPNet's
+   0.883 in 103 s with its cache fill: ``benchmarks/results/backbone_choice.json``). The
+   ``peft`` space has no probe baseline: there the first is a LoRA strategy, a slower and
+   noisier screen.
 2. **Shares.** A backbone whose probe scored no better than another's *and* cost more is
    screened out (another is better and cheaper, the one rule that needs no model of the future).
    The time left is shared among the others by their probe's rank: half to the best, a quarter
@@ -43,6 +44,7 @@ from typing import Any
 from autoft.budget import Budget, format_duration
 from autoft.errors import BackboneError, BudgetError, StudyError
 from autoft.models.backbone import SHORT_NAMES, resolve_backbone
+from autoft.study.records import StudyAttr
 from autoft.study.status import (
     BACKBONES_DIR,
     BACKBONES_FILE,
@@ -532,7 +534,7 @@ def _search_backbones(search: Callable[..., Any], data: Any, names: list[str], l
     direction = next(iter(results.values())).study_.direction.name.lower()
     plan = plan_shares(screen, direction)
     time_left = left()
-    state = {"metric": next(iter(results.values())).study_.user_attrs.get("autoft", {}).get(
+    state = {"metric": next(iter(results.values())).study_.user_attrs.get(StudyAttr.INFO, {}).get(
                  "metric"),
              "direction": direction, "budget_seconds": limits.seconds, "n_trials": limits.n_trials,
              "storage": None if storage is None else hide_password(storage),
