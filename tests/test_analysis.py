@@ -345,6 +345,15 @@ def test_duplicate_followup_rule() -> None:
     crashed = add(TrialState.FAIL, "curve:0:100", interrupted=True)
     retry = add(TrialState.WAITING, "curve:0:100", retry_of=crashed.number)
     assert is_duplicate_followup(retry, trial_records(study.get_trials(deepcopy=False))) is None
+    # two workers that found one interrupted trial both enqueued its retry: the first one runs
+    lost = add(TrialState.FAIL, None, interrupted=True)
+    again = add(TrialState.WAITING, None, retry_of=lost.number)
+    again_twin = add(TrialState.WAITING, None, retry_of=lost.number)
+    other_retry = add(TrialState.WAITING, None, retry_of=plain.number)
+    trials = trial_records(study.get_trials(deepcopy=False))
+    assert is_duplicate_followup(again, trials) is None
+    assert is_duplicate_followup(again_twin, trials) == again.number
+    assert is_duplicate_followup(other_retry, trials) is None
 
 
 # -- cost model --------------------------------------------------------------------------------

@@ -419,17 +419,27 @@ def enqueue_followups(study: optuna.Study, plans: Sequence[Plan], room: int | No
 
 def is_duplicate_followup(trial: optuna.trial.BaseTrial,
                           records: Sequence[TrialRecord]) -> int | None:
-    """The number of an earlier trial that makes follow-up ``trial`` redundant, else None.
+    """The number of an earlier trial that makes follow-up or retry ``trial`` redundant, else
+    None.
 
-    Two workers can plan the follow-ups at the same moment and both enqueue them. Each run has a
-    ``followup_id``; the trial with the lowest number among those sharing an id runs, the others
-    are skipped (marked ``duplicate_of`` and pruned before training; reports leave them out,
-    though Optuna's own tools show them as pruned). Failed trials do not count, so an interrupted
-    follow-up's retry runs, and a follow-up that failed may run again.
+    Two workers can plan the follow-ups at the same moment and both enqueue them; two workers
+    that find the same interrupted trial can both enqueue its retry. Each follow-up has a
+    ``followup_id``, each retry the ``retry_of`` of the trial it runs again; the trial with the
+    lowest number among those sharing the key runs, the others are skipped (marked
+    ``duplicate_of`` and pruned before training; reports leave them out, though Optuna's own
+    tools show them as pruned). Failed trials do not count, so an interrupted follow-up's retry
+    runs, and a follow-up that failed may run again.
     """
     key = trial.user_attrs.get(Attr.FOLLOWUP_ID)
-    if key is None:
+    retry_of = trial.user_attrs.get(Attr.RETRY_OF)
+    if key is None and retry_of is None:
         return None
+    for other in records:  # skipped duplicates have no record
+        if other.number >= trial.number or other.status in ("failed", "interrupted", "skipped"):
+            continue
+        if other.followup_id == key if key is not None else other.retry_of == retry_of:
+            return other.number
+    return None
     for other in records:  # skipped duplicates have no record
         if (other.number < trial.number and other.followup_id == key
                 and other.status not in ("failed", "interrupted", "skipped")):

@@ -423,10 +423,10 @@ class TrialRunner:
         cfg = self.config
         attrs = trial.user_attrs
         trial.set_user_attr(Attr.WORKER, self.worker)  # first: a skipped duplicate names its worker
-        if attrs.get(Attr.FOLLOWUP_ID) is not None:
+        if attrs.get(Attr.FOLLOWUP_ID) is not None or attrs.get(Attr.RETRY_OF) is not None:
             twin = is_duplicate_followup(trial,
                                          trial_records(self.study.get_trials(deepcopy=False)))
-            if twin is not None:  # another worker enqueued the same follow-up
+            if twin is not None:  # another worker enqueued the same follow-up or retry
                 trial.set_user_attr(Attr.DUPLICATE_OF, twin)
                 raise optuna.TrialPruned(f"duplicate of trial {twin}; skipped")
         surplus = self._surplus(trial.number)

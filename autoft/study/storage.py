@@ -364,7 +364,9 @@ def is_interrupted(trial: FrozenTrial) -> bool:
 
 def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Enqueue an interrupted trial's parameters once more (a retry is never retried, and a
-    trial already retried is not retried again). A retried follow-up stays a follow-up."""
+    trial already retried is not retried again). A retried follow-up stays a follow-up. Two
+    workers may both enqueue a retry between the check and the enqueue; the later copy is skipped
+    when it starts (``autoft.searching.followups.is_duplicate_followup``)."""
     trials = study.get_trials(deepcopy=False)
     if trial.user_attrs.get(Attr.RETRY_OF) is not None or any(
             t.user_attrs.get(Attr.RETRY_OF) == trial.number for t in trials):
