@@ -462,6 +462,24 @@ def test_two_sizes_saturate_below_the_log_linear_fit_and_the_bound() -> None:
     assert curve.form == "power" and 0.0 < curve.predict(8000) < 0.50
 
 
+def test_an_extrapolated_interval_reaches_the_log_linear_line() -> None:
+    # curves_and_cost.json: probes at 200 and 600 rows, 3 seeds at 2,000; 3 seeds at 8,000
+    # measured 0.867, the power law said 0.849 with a bootstrap interval that ended at 0.861
+    rows = [_record(0, 1, 0.8303, n=2000), _record(1, 1, 0.828, n=2000),
+            _record(2, 1, 0.8222, n=2000),
+            _record(3, 1, 0.7213, n=200, curve_of=0), _record(4, 1, 0.7878, n=600, curve_of=0)]
+    (curve,) = fit_learning_curves(_records(rows), pooled_sigma=0.0041).values()
+    assert curve.form == "power"
+    a, b = curve.alternative  # weighted a + b ln n through the three means
+    low, high = curve.interval(8000)
+    assert high == pytest.approx(a + b * math.log(8000)) and high > 0.885
+    assert low < curve.predict(8000) < 0.86 < 0.867 < high
+    # inside the sizes measured the log-linear line does not widen the interval
+    draws = sorted(curve._eval(p, 1000) for p in curve.draws)
+    assert curve.interval(1000) == (pytest.approx(float(np.percentile(draws, 10))),
+                                    pytest.approx(float(np.percentile(draws, 90))))
+
+
 def test_families_without_probes_predict_only_at_their_size() -> None:
     (curve,) = fit_learning_curves(_records([_record(0, 6, 0.7)])).values()
     assert curve.form == "flat" and curve.predict(1000) == 0.7 and curve.predict(4000) is None

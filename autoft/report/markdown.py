@@ -176,7 +176,9 @@ def _table(report: dict[str, Any]) -> list[str]:
     budgets = sorted({r["budget_seconds"] for r in table})
     out = ["Expected validation score (80% interval) and time of one fine-tune, from the learning "
            "curves and the cost model below. Sizes beyond the largest one a strategy's curve was "
-           "measured at are extrapolated (marked *); none is predicted beyond 4 times it.", "",
+           "measured at are extrapolated (marked *): there the interval also reaches the "
+           "log-linear curve through the same points, as the curve's shape is uncertain too; "
+           "none is predicted beyond 4 times it.", "",
            "| training examples | " + " | ".join(format_duration(b) for b in budgets) + " |",
            "|---|" + "---|" * len(budgets)]
     for n in sorted({r["train_size"] for r in table}):
