@@ -25,8 +25,9 @@ curve is itself uncertain (no one form fits all learning curves: Viering and Loo
 Shape of Learning Curves: a Review"), and the bootstrap does not see that: there the interval
 also reaches the log-linear line ``a + b ln n`` through the same points, which does not
 saturate. (On 2,000 SST-2 rows probed at 200 and 600, the power law predicted 0.849 at 8,000
-rows with the bootstrap's interval 0.840-0.861, the log-linear line 0.895, and 3 seeds measured
-0.867: ``benchmarks/results/curves_and_cost.json``.) Predictions beyond
+rows with the bootstrap's interval 0.840-0.861, the log-linear line (weighted by the points'
+standard errors, as fit here) 0.890, and 3 seeds measured 0.867:
+``benchmarks/results/curves_and_cost.json``.) Predictions beyond
 :data:`MAX_EXTRAPOLATION` times the largest size trained on are not made.
 """
 

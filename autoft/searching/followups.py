@@ -437,7 +437,8 @@ def is_duplicate_followup(trial: optuna.trial.BaseTrial,
     for other in records:  # skipped duplicates have no record
         if other.number >= trial.number or other.status in ("failed", "interrupted", "skipped"):
             continue
-        if other.followup_id == key if key is not None else other.retry_of == retry_of:
+        same = other.followup_id == key if key is not None else other.retry_of == retry_of
+        if same:
             return other.number
     return None
     for other in records:  # skipped duplicates have no record
