@@ -445,9 +445,9 @@ def status_command(out_dir: Path | None, storage: str | None, study_name: str | 
         if storage is None and study_name is None and out_dir is not None and \
                 not holds_study_file(out_dir):
             state = read_backbones_state(out_dir)
-            screening = None if state is not None else screening_backbones(out_dir)
-        if screening is not None:  # backbones.json is written once every backbone is screened
-            state = {"chosen": None, "backbones": screening}
+            if state is None:  # backbones.json is written once every backbone is screened
+                screening = screening_backbones(out_dir)
+                state = None if screening is None else {"chosen": None, "backbones": screening}
         if state is None or out_dir is None:
             _echo_status(study_status(load_study(out_dir, study_name, storage)))
             return
