@@ -14,7 +14,9 @@ says what that method added, if anything).
     python benchmarks/strategy_kinds.py                        # about 40 minutes on 2 cores
     python benchmarks/strategy_kinds.py --rows 300 --seeds 1 --methods bitfit,lora_attn   # smoke
     python benchmarks/strategy_kinds.py --model /path/to/all-mpnet-base-v2 \\
-        --methods full,freeze_half,lora_attn,bitfit --name strategy_kinds_mpnet
+        --methods bitfit,lora_attn,freeze_half,full --name strategy_kinds_mpnet \\
+        --rates bitfit=1e-3,3e-3 --rates lora_attn=1e-3,3e-3 --rates freeze_half=5e-5,1e-4 \\
+        --rates full=2e-5,5e-5                           # about 90 minutes on 2 cores
 
 Results: ``benchmarks/results/strategy_kinds.json`` (written after every fine-tune).
 """
@@ -95,11 +97,22 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="backbone folder (default: MiniLM)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/autoft-strategy-kinds"))
     parser.add_argument("--name", default="strategy_kinds")
+    parser.add_argument("--rates", action="append", default=[], metavar="METHOD=R1,R2",
+                        help="sweep these learning rates for METHOD instead of its default "
+                             "three (repeatable; e.g. full=2e-5,5e-5 on a larger backbone)")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+
+    sweeps = {m: METHODS[m][2] for m in methods}
+    for spec in args.rates:
+        method, _, rates = spec.partition("=")
+        if method not in sweeps or not rates:
+            raise SystemExit(f"--rates {spec!r}: expected METHOD=R1,R2 with METHOD one of "
+                             f"{methods}")
+        sweeps[method] = tuple(float(r) for r in rates.split(","))
 
     from autoft.models import load_backbone, locate_parts
 
@@ -113,7 +126,7 @@ def main() -> None:
         "backbone": args.model or "all-MiniLM-L6-v2", "common": COMMON, "machine": machine(),
         "methods": {}}
     for method in methods:
-        rates = METHODS[method][2]
+        rates = sweeps[method]
         entry: dict[str, Any] = {"sweep": [], "runs": []}
         payload["methods"][method] = entry
         for rate in rates:
