@@ -4,6 +4,7 @@ import datetime as dt
 import importlib
 import json
 import math
+import re
 from typing import Any
 
 import optuna
@@ -490,6 +491,39 @@ def test_reseeds_too_costly_for_the_reserve_are_scaled_down(data, tiny_bert, tmp
     md = (tmp_path / "report.md").read_text()
     assert "Follow-ups were scaled to the trials' cost: re-seeding 3 strategies to 3 seeds" in md
     assert "so the plan re-seeds the leader alone, to 2 runs in all" in md
+
+
+def test_a_strategy_that_would_eat_the_leaders_reseed_time_is_not_started(
+        data, tiny_bert, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # every trial "takes" 300 s on a clock the stub advances, against a 20-minute budget: the
+    # reserve (300 s) cannot hold the leader's re-seed (345 s with the margin), so after two
+    # trials (600 s left) a third strategy would leave 270 s; it is not started, and the leader
+    # is re-seeded instead. Without the rule the third trial ran and the re-seed never fit.
+    import time as time_module
+
+    clock = {"offset": 0.0}
+    real = time_module.monotonic
+    monkeypatch.setattr(time_module, "monotonic", lambda: real() + clock["offset"])
+    stub = StubTrainer(noise=0.0, seconds=lambda s: 300.0)
+
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        outcome, state = stub(*args, **kwargs)
+        clock["offset"] += outcome.wall_seconds
+        return outcome, state
+
+    monkeypatch.setattr(runner_module, "train_strategy", timed)
+    result = _search(data, tiny_bert, tmp_path, budget="20m", pruner="none", curve_sizes=())
+    trials = pd.DataFrame(result.trials_)
+    kept = trials[trials["fail_reason"].fillna("").str.contains("kept for re-seeding")]
+    assert len(kept) == 1 and kept.index[0] == 2, trials[["status", "fail_reason"]]
+    reason = str(kept["fail_reason"].iloc[0])  # 600 s less the real seconds the test took
+    assert re.search(r"predicts 300 s, and the 59\d s left are kept for re-seeding the leader "
+                     r"\(about 345 s\)", reason), reason
+    rec = result.recommendation_
+    assert rec.confirmed and rec.seeds == 2
+    assert [s.frozen_layers for s, _, _ in stub.calls] == [4, 0, 0]  # baselines, then the re-seed
+    reseeds = [t for t in result.study_.trials if t.user_attrs.get("purpose") == "reseed"]
+    assert len(reseeds) == 1 and reseeds[0].number == 3
 
 
 

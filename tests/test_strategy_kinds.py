@@ -189,7 +189,9 @@ def test_a_search_over_all_kinds(tiny_bert: Path, tmp_path: Path) -> None:
                            device="cpu", validation_size=40, seed=2)
     trials = result.trials_
     assert set(trials["status"]) <= {"complete", "pruned"}  # no kind failed
-    assert trials["kind"][:4] == ["freeze", "freeze", "lora", "freeze"]  # the space's baselines
+    # the space's baselines, most frozen first: probe, half frozen, BitFit and LoRA above the half
+    assert trials["kind"][:5] == ["freeze", "freeze", "bitfit", "lora", "freeze"]
+    assert trials["frozen_layers"][:5] == [4, 2, 2, 2, 0]
     for kind, rank, rate in zip(trials["kind"], trials["lora_rank"],
                                 trials["bitfit_learning_rate"]):
         assert (rank is not None) == (kind == "lora")  # a kind's fields only for it

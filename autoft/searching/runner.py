@@ -44,8 +44,10 @@ from autoft.data import TaskData
 from autoft.errors import AutoftError, DivergedError
 from autoft.models.backbone import load_backbone
 from autoft.searching.followups import (
+    MAX_SHARE,
     FollowupSettings,
     enqueue_followups,
+    estimate_seconds,
     fit_in_time,
     fit_to_reserve,
     followup_room,
@@ -234,6 +236,10 @@ class RunState:
         skipped_ids: Follow-up and baseline ids skipped in this run (not planned again in it).
         followups: The follow-up settings this run uses: the configured ones until
             :func:`~autoft.searching.followups.fit_to_reserve` scales them down; None until then.
+        reseed_seconds: Estimated seconds of the re-seeds planned after the last trial (with
+            the 15% margin, at most :data:`~autoft.searching.followups.MAX_SHARE` of the
+            budget; 0 when none are planned): the time a new strategy must leave free
+            (:meth:`TrialRunner._keeps_reseed_time`).
     """
 
     stopped_because: str = ""
@@ -245,6 +251,7 @@ class RunState:
     skips: int = 0
     skipped_ids: set[str] = field(default_factory=set)
     followups: FollowupSettings | None = None
+    reseed_seconds: float = 0.0
 
 
 @dataclass
@@ -403,6 +410,24 @@ class TrialRunner:
         return model.predict(strategy.family(), size, strategy.epochs, len(self.validation),
                              self.config.evals_per_epoch)
 
+    def _keeps_reseed_time(self, purpose: Any, predicted: float | None, left: float) -> str:
+        """Why a new strategy (a sampled trial or a baseline) must not start now: it would end
+        with less time left than the planned re-seeds of the leader need, which still fit now
+        ("" when it may start). The follow-up phase then begins at once. Without this rule a
+        run whose trials take minutes started one more strategy just before the phase, and the
+        leader went unconfirmed: on all-mpnet-base-v2 with a 19-minute share, a 323 s leader's
+        re-seed needed 371 s and the last strategy left less
+        (``benchmarks/results/backbone_choice.json``, before this rule)."""
+        state = self.state
+        if (purpose is not None or predicted is None or state.followups_active
+                or not self.config.followups.enabled):
+            return ""
+        needed = state.reseed_seconds
+        if needed <= 0 or needed > left or left - 1.1 * predicted >= needed:
+            return ""
+        return (f"the cost model predicts {predicted:.0f} s, and the {left:.0f} s left are kept "
+                f"for re-seeding the leader (about {needed:.0f} s)")
+
     def _surplus(self, number: int) -> str:
         """Why this trial should not run under ``n_trials`` ("" when it may). Each worker checks
         the count after its trial ends and then asks the storage for a new trial; two workers
@@ -457,6 +482,12 @@ class TrialRunner:
                     Attr.FAIL_REASON, f"not started: the cost model predicts {predicted:.0f} s, "
                     f"and {max(0.0, left):.0f} s of the budget were left")
                 raise optuna.TrialPruned("would not finish in the time left")
+            kept = self._keeps_reseed_time(purpose, predicted, left)
+            if kept:
+                self.state.followups_active = True
+                trial.set_user_attr(Attr.STATUS, "skipped")
+                trial.set_user_attr(Attr.FAIL_REASON, f"not started: {kept}")
+                raise optuna.TrialPruned(kept)
         train_all, validation = self._splits(strategy.resolution)
         train_part = train_all if size >= full else train_all.subset(
             nested_subset(self.train.labels, size, cfg.seed, stratify=self.stratify))
@@ -591,6 +622,10 @@ class SearchStopper:
                     budget_seconds=runner.limits.seconds, deadline=runner.deadline,
                     n_trials=runner.limits.n_trials)
             reseeds = [p for p in plans if p[1].get(Attr.PURPOSE) == "reseed"]
+            if runner.limits.seconds is not None:
+                state.reseed_seconds = min(
+                    1.15 * estimate_seconds(records, reseeds, len(runner.train)),
+                    MAX_SHARE * runner.limits.seconds) if reseeds else 0.0
             if reseeds:
                 # confirmation first: probes queued now would run before the re-seeds of a
                 # leader that the pending ones may still uncover (the queue is first in, first out)
