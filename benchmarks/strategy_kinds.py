@@ -16,7 +16,10 @@ says what that method added, if anything).
     python benchmarks/strategy_kinds.py --model /path/to/all-mpnet-base-v2 \\
         --methods bitfit,lora_attn,freeze_half,full --name strategy_kinds_mpnet \\
         --rates bitfit=1e-3,3e-3 --rates lora_attn=1e-3,3e-3 --rates freeze_half=5e-5,1e-4 \\
-        --rates full=2e-5,5e-5                           # about 90 minutes on 2 cores
+        --rates full=3e-5                                # about 80 minutes on 2 cores
+
+A method given one rate is not swept (its seeds run at that rate). Methods already in the results
+file of the same backbone and data are kept, so a later run can add one (``--methods full``).
 
 Results: ``benchmarks/results/strategy_kinds.json`` (written after every fine-tune).
 """
@@ -24,13 +27,14 @@ Results: ``benchmarks/results/strategy_kinds.json`` (written after every fine-tu
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import SHARED_DATA, machine, save, sst2_train
+from _common import RESULTS, SHARED_DATA, machine, save, sst2_train
 
 #: method -> (strategy fields without the learning rate, the learning-rate field, the sweep: rates,
 #: or dicts of fields when more than the rate is swept)
@@ -125,18 +129,26 @@ def main() -> None:
         "data": f"SST-2 train.tsv, {args.rows} rows sampled with seed 0; validation dev.tsv",
         "backbone": args.model or "all-MiniLM-L6-v2", "common": COMMON, "machine": machine(),
         "methods": {}}
+    saved = RESULTS / f"{args.name}.json"
+    if saved.is_file():  # a run of other methods adds to the file; a method run again replaces
+        earlier = json.loads(saved.read_text())
+        if (earlier.get("backbone"), earlier.get("data")) == (payload["backbone"],
+                                                              payload["data"]):
+            payload["methods"] = {m: e for m, e in earlier.get("methods", {}).items()
+                                  if m not in methods}
     for method in methods:
         rates = sweeps[method]
         entry: dict[str, Any] = {"sweep": [], "runs": []}
         payload["methods"][method] = entry
-        for rate in rates:
+        for rate in rates if len(rates) > 1 else ():  # one rate: nothing to choose
             strategy = _strategy(method, rate, num_layers)
             row = _run(train, dev, strategy, args.sweep_seed, args.model, args.work / "cache")
             entry["sweep"].append({"rate": rate, **row})
             print(f"[{time.strftime('%H:%M:%S')}] {method} {rate}: "
                   f"{row['dev_accuracy']:.4f} ({row['seconds_per_epoch']} s/epoch)", flush=True)
             save(args.name, payload)
-        best = max(entry["sweep"], key=lambda r: r["dev_accuracy"])["rate"]
+        best = (max(entry["sweep"], key=lambda r: r["dev_accuracy"])["rate"] if entry["sweep"]
+                else rates[0])
         entry["best_rate"] = best
         entry["strategy"] = _strategy(method, best, num_layers)
         for seed in range(args.seeds):
