@@ -126,6 +126,28 @@ def test_a_confirmed_backbone_beats_a_single_run() -> None:
     assert choose(rows, "minimize")["name"] == "b"
 
 
+def test_a_single_run_far_beyond_the_seed_noise_outranks_a_confirmed_backbone() -> None:
+    # the backbone_choice run that chose MiniLM: its confirmed 0.8215 (3 seeds, std 0.0024)
+    # against MPNet's unconfirmed 0.9117; the margin is 2 x 0.0024 x sqrt(1 + 1/3) = 0.0055
+    minilm = {"name": "minilm", "score": 0.8215, "score_std": 0.0024, "seeds": 3,
+              "confirmed": True}
+    mpnet = {"name": "mpnet", "score": 0.9117, "score_std": None, "seeds": 1, "confirmed": False}
+    assert choose([minilm, mpnet], "maximize")["name"] == "mpnet"
+    assert choose([mpnet, minilm], "maximize")["name"] == "mpnet"  # order does not matter
+    mpnet["score"] = 0.8265  # ahead by 0.005, inside the margin: the confirmed one wins
+    assert choose([minilm, mpnet], "maximize")["name"] == "minilm"
+    mpnet["score"] = 0.8275  # ahead by 0.006: beyond it
+    assert choose([minilm, mpnet], "maximize")["name"] == "mpnet"
+    # an error metric: the unconfirmed one must be lower by the margin
+    low = [{**minilm, "score": 0.50}, {**mpnet, "score": 0.45}]
+    assert choose(low, "minimize")["name"] == "mpnet"
+    low[1]["score"] = 0.496
+    assert choose(low, "minimize")["name"] == "minilm"
+    # no seed spread measured anywhere: confirmed first, however far behind
+    bare = [{**minilm, "score_std": None}, {**mpnet, "score": 0.95}]
+    assert choose(bare, "maximize")["name"] == "minilm"
+
+
 def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: Path) -> None:
     small, big = two_backbones
     result = autoft.search(synthetic_texts(160), model=[str(small), str(big)], space=SPACE,

@@ -526,6 +526,30 @@ def test_a_strategy_that_would_eat_the_leaders_reseed_time_is_not_started(
     assert len(reseeds) == 1 and reseeds[0].number == 3
 
 
+@pytest.mark.parametrize(
+    ("purpose", "predicted", "left", "leader", "seeds", "reason", "phase"),
+    [  # the MPNet run: a 157 s leader (181 s to re-seed), a 400 s full fine-tune, 650 s left
+     (None, 400.0, 650.0, 181.0, 2, "could not also hold a re-seed of it (about 460 s)", False),
+     (None, 150.0, 650.0, 181.0, 2, "", False),  # it and either re-seed fit
+     (None, 300.0, 600.0, 345.0, 2, "kept for re-seeding the leader (about 345 s)", True),
+     (None, 200.0, 600.0, 900.0, 2, "", False),  # the leader's re-seed no longer fits anyway
+     (None, 400.0, 650.0, 181.0, 1, "", False),  # no re-seeding asked for
+     ("reseed", 400.0, 650.0, 181.0, 2, "", False),  # follow-ups are not held back
+     (None, None, 650.0, 181.0, 2, "", False)])  # no cost model yet
+def test_a_new_strategy_keeps_time_for_confirming_the_leader_or_itself(
+        purpose, predicted, left, leader, seeds, reason, phase) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from autoft.searching.followups import FollowupSettings
+
+    state = runner_module.RunState(reseed_seconds=leader)
+    fake = SimpleNamespace(state=state, limits=SimpleNamespace(seconds=1200.0),
+                           config=SimpleNamespace(followups=FollowupSettings(seeds=seeds)))
+    got = runner_module.TrialRunner._keeps_reseed_time(fake, purpose, predicted, left)
+    assert (reason in got) if reason else got == ""
+    assert state.followups_active is phase
+
+
 
 class _ProbeWinsEarly(StubTrainer):
     """Full fine-tuning ends lower than the linear probe (and so starts far behind it); the

@@ -411,22 +411,30 @@ class TrialRunner:
                              self.config.evals_per_epoch)
 
     def _keeps_reseed_time(self, purpose: Any, predicted: float | None, left: float) -> str:
-        """Why a new strategy (a sampled trial or a baseline) must not start now: it would end
-        with less time left than the planned re-seeds of the leader need, which still fit now
-        ("" when it may start). The follow-up phase then begins at once. Without this rule a
-        run whose trials take minutes started one more strategy just before the phase, and the
-        leader went unconfirmed: on all-mpnet-base-v2 with a 19-minute share, a 323 s leader's
-        re-seed needed 371 s and the last strategy left less
-        (``benchmarks/results/backbone_choice.json``, before this rule)."""
+        """Why a new strategy (a sampled trial or a baseline) must not start now ("" when it
+        may): it would end with less time left than the planned re-seeds of the leader need
+        (while they still fit; the follow-up phase then begins at once), or than one re-seed of
+        itself would need (were it to lead, it could not be confirmed, and an unconfirmed run
+        is never recommended over a confirmed one). Each need is the estimate plus 15%, at most
+        :data:`~autoft.searching.followups.MAX_SHARE` of the budget. Why: on all-mpnet-base-v2
+        with a 19-minute share, one more strategy ran just before the phase and a 323 s leader
+        went unconfirmed; in the next run a 408 s full fine-tune started with 650 s left, led,
+        and could not be re-seeded (``benchmarks/results/backbone_choice.json``)."""
         state = self.state
-        if (purpose is not None or predicted is None or state.followups_active
-                or not self.config.followups.enabled):
+        settings = state.followups or self.config.followups
+        if purpose is not None or predicted is None or settings.seeds < 2:
             return ""
-        needed = state.reseed_seconds
-        if needed <= 0 or needed > left or left - 1.1 * predicted >= needed:
+        cap = MAX_SHARE * self.limits.seconds if self.limits.seconds else float("inf")
+        leader = state.reseed_seconds if state.reseed_seconds <= left else 0.0
+        own = min(1.15 * predicted, cap)
+        if left - 1.1 * predicted >= max(leader, own):
             return ""
-        return (f"the cost model predicts {predicted:.0f} s, and the {left:.0f} s left are kept "
-                f"for re-seeding the leader (about {needed:.0f} s)")
+        if leader >= own:
+            state.followups_active = True
+            return (f"the cost model predicts {predicted:.0f} s, and the {left:.0f} s left are "
+                    f"kept for re-seeding the leader (about {leader:.0f} s)")
+        return (f"the cost model predicts {predicted:.0f} s, and the {left:.0f} s left could "
+                f"not also hold a re-seed of it (about {own:.0f} s) to confirm it")
 
     def _surplus(self, number: int) -> str:
         """Why this trial should not run under ``n_trials`` ("" when it may). Each worker checks
@@ -484,7 +492,6 @@ class TrialRunner:
                 raise optuna.TrialPruned("would not finish in the time left")
             kept = self._keeps_reseed_time(purpose, predicted, left)
             if kept:
-                self.state.followups_active = True
                 trial.set_user_attr(Attr.STATUS, "skipped")
                 trial.set_user_attr(Attr.FAIL_REASON, f"not started: {kept}")
                 raise optuna.TrialPruned(kept)
