@@ -17,6 +17,7 @@ from autoft.searching.backbones import (
     choose,
     counted_trials,
     plan_shares,
+    render_backbone_markdown,
     screening_trial,
     share_trials,
 )
@@ -146,6 +147,17 @@ def test_a_single_run_far_beyond_the_seed_noise_outranks_a_confirmed_backbone() 
     # no seed spread measured anywhere: confirmed first, however far behind
     bare = [{**minilm, "score_std": None}, {**mpnet, "score": 0.95}]
     assert choose(bare, "maximize")["name"] == "minilm"
+    # the comparison report says why the unconfirmed one was chosen
+    mpnet["score"] = 0.9117
+    rows = [{**r, "folder": f"backbones/{r['name']}", "seconds": 157.0, "share": 0.5}
+            for r in (minilm, mpnet)]
+    md = render_backbone_markdown({"metric": "accuracy", "direction": "maximize",
+                                   "chosen": "mpnet", "backbones": rows})
+    assert ("It is chosen over `minilm`'s confirmed 0.8215 because it is ahead by 0.0902, more "
+            "than twice the standard error of the difference (0.0055") in md
+    md = render_backbone_markdown({"metric": "accuracy", "direction": "maximize",
+                                   "chosen": "minilm", "backbones": rows})
+    assert "It is chosen over" not in md
 
 
 def test_search_over_two_backbones(two_backbones: tuple[Path, Path], tmp_path: Path) -> None:

@@ -373,6 +373,25 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
 
+def _outranks_note(chosen: dict[str, Any], rows: list[dict[str, Any]],
+                   direction: str | None) -> str:
+    """Why an unconfirmed recommendation was chosen over confirmed ones ("" when none was
+    passed over)."""
+    sign = -1.0 if direction == "minimize" else 1.0
+    others = [r for r in rows if r is not chosen and r.get("confirmed")
+              and r.get("score") is not None]
+    spread = _seed_spread(rows)
+    if not others or spread is None:
+        return ""
+    best = max(others, key=lambda r: sign * float(r["score"]))
+    n_a, n_b = max(1, int(chosen.get("seeds") or 1)), max(1, int(best.get("seeds") or 1))
+    margin = OUTRANK_Z * spread * (1 / n_a + 1 / n_b) ** 0.5
+    return (f" It is chosen over `{best['name']}`'s confirmed {_fmt(best['score'])} because it "
+            f"is ahead by {abs(float(chosen['score']) - float(best['score'])):.4f}, more than "
+            f"twice the standard error of the difference ({margin:.4f}, from the pooled seed "
+            f"standard deviation {spread:.4f}): seed luck does not explain that.")
+
+
 def render_backbone_markdown(report: dict[str, Any]) -> str:
     """The comparison report of a multi-backbone search as Markdown.
 
@@ -397,7 +416,8 @@ def render_backbone_markdown(report: dict[str, Any]) -> str:
             f"Validation {metric} {_fmt(chosen['score'])} ({runs}); about "
             f"{format_duration(float(chosen.get('seconds') or 0.0))} per fine-tune on the search's "
             "machine." + ("" if chosen["confirmed"] else
-                          " **Unconfirmed**: it has fewer runs than the search asked for."),
+                          " **Unconfirmed**: it has fewer runs than the search asked for."
+                          + _outranks_note(chosen, rows, report.get("direction"))),
             "",
             f"The strategy search of each backbone, with its cost model, learning curves, Pareto "
             f"front and size x budget table, is in its own report; the chosen one: "
