@@ -404,6 +404,20 @@ def test_cost_model_rates_fill_interpolation_and_prediction() -> None:
     assert cost.median_abs_error is not None and cost.median_abs_error < 0.2
 
 
+def test_cost_model_extrapolates_to_fewer_frozen_blocks_than_seen() -> None:
+    # MPNet in a backbone_choice run: the probe (k = 12, from the cache) and half frozen (k = 6)
+    # had run; full fine-tuning (k = 0) then took 408 s, and the nearest rate said about 190 s
+    records = _records([_record(0, 12, 0.88, rate=0.00005), _record(1, 6, 0.91, rate=0.016)])
+    cost = fit_cost_model(records, validation_size=100)
+    rate = cost.seconds_per_example(Family("freeze", 0, "linear"))
+    assert rate == pytest.approx(0.016 + (0.016 - 0.00005))  # six more blocks, as many again
+    assert cost.seconds_per_example(Family("freeze", 9, "linear")) == pytest.approx(
+        (0.016 + 0.00005) / 2)  # inside the range: interpolated as before
+    # a single point, or a line that falls towards fewer frozen blocks: the nearest rate
+    one = fit_cost_model(_records([_record(0, 6, 0.91, rate=0.016)]), validation_size=100)
+    assert one.seconds_per_example(Family("freeze", 0, "linear")) == pytest.approx(0.016)
+
+
 # -- learning curves ---------------------------------------------------------------------------
 
 
