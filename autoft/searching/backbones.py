@@ -253,6 +253,12 @@ def _seed_spread(rows: list[dict[str, Any]]) -> float | None:
     return (sum((n - 1) * sd * sd for n, sd in pairs) / dof) ** 0.5
 
 
+def _margin(a: dict[str, Any], b: dict[str, Any], spread: float) -> float:
+    """:data:`OUTRANK_Z` standard errors of the difference of two recommendations' means."""
+    n_a, n_b = max(1, int(a.get("seeds") or 1)), max(1, int(b.get("seeds") or 1))
+    return OUTRANK_Z * spread * (1 / n_a + 1 / n_b) ** 0.5
+
+
 def _better(a: dict[str, Any], b: dict[str, Any], sign: float, spread: float | None) -> bool:
     """Whether backbone summary ``a`` beats ``b``: a confirmed recommendation beats an
     unconfirmed one, unless the unconfirmed one is ahead by more than :data:`OUTRANK_Z`
@@ -261,10 +267,8 @@ def _better(a: dict[str, Any], b: dict[str, Any], sign: float, spread: float | N
     diff = sign * (float(a["score"]) - float(b["score"]))
     if bool(a["confirmed"]) != bool(b["confirmed"]):
         if spread is not None:
-            n_a, n_b = max(1, int(a.get("seeds") or 1)), max(1, int(b.get("seeds") or 1))
-            margin = OUTRANK_Z * spread * (1 / n_a + 1 / n_b) ** 0.5
             unconfirmed_ahead = diff if not a["confirmed"] else -diff
-            if unconfirmed_ahead > margin:
+            if unconfirmed_ahead > _margin(a, b, spread):
                 return not a["confirmed"]
         return bool(a["confirmed"])
     return diff > 0
@@ -384,8 +388,7 @@ def _outranks_note(chosen: dict[str, Any], rows: list[dict[str, Any]],
     if not others or spread is None:
         return ""
     best = max(others, key=lambda r: sign * float(r["score"]))
-    n_a, n_b = max(1, int(chosen.get("seeds") or 1)), max(1, int(best.get("seeds") or 1))
-    margin = OUTRANK_Z * spread * (1 / n_a + 1 / n_b) ** 0.5
+    margin = _margin(chosen, best, spread)
     return (f" It is chosen over `{best['name']}`'s confirmed {_fmt(best['score'])} because it "
             f"is ahead by {abs(float(chosen['score']) - float(best['score'])):.4f}, more than "
             f"twice the standard error of the difference ({margin:.4f}, from the pooled seed "
