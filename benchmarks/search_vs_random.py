@@ -23,10 +23,14 @@ against them (``benchmarks/curves_and_cost.py`` does the learning-curve check fr
     python benchmarks/search_vs_random.py --resume              # ... and later the third
     python benchmarks/search_vs_random.py --budget 2m --repeats 1 --rows 300 --confirm-seeds 1
     python benchmarks/search_vs_random.py --restat --name search_vs_random_v5   # statistics only
+    python benchmarks/search_vs_random.py --pool search_vs_random_v5,search_vs_random_v6 \
+        --name search_vs_random_pooled                                  # several files' runs
 
 Besides the confirmed means, each run records where its sampled strategies land (their scores at
 the pruner's first rung, which every trial reaches), and the summary pools the picks' confirmed
-runs of each arm (their difference with Welch's standard error).
+runs of each arm (their difference with Welch's standard error) and measures how far apart the
+confirmed strategies are beyond their seed noise (``top_spread``: when the best strategies both arms
+find do not differ, which arm is ahead after 3 repeats is a coin toss).
 
 Results: ``benchmarks/results/search_vs_random.json`` (written after every search and confirmation,
 so an interrupted run keeps what it measured; ``--resume`` continues one).
@@ -168,7 +172,47 @@ def _summary(runs: list[dict]) -> dict:
         out["difference_autoft_minus_random"] = {
             "per_repeat": diffs, "mean": statistics.fmean(diffs),
             "std": statistics.stdev(diffs) if len(diffs) > 1 else None}
+    spread = _top_spread([e for r in runs for e in r["top"]])
+    if spread:
+        out["top_spread"] = spread
     return out
+
+
+def _top_spread(entries: list[dict]) -> dict | None:
+    """How far apart the confirmed strategies are, beyond their seed noise.
+
+    A one-way random-effects analysis of variance over every strategy confirmed with at least 2
+    fresh seeds (all arms and repeats): the seed standard deviation within a strategy, the spread
+    of the confirmed means, and the standard deviation of the strategies' true scores
+    (``between_sd``, method of moments, 0 when the means spread no more than their seed noise
+    predicts) with a 95% upper bound from the F distribution (the exact interval for the ratio
+    of the variance components, balanced case: Searle, Casella & McCulloch, *Variance
+    Components*, 1992, section 3.5). When ``between_sd_upper_95`` is small against the seed
+    noise of a 3-seed mean, no rule for picking among these strategies can be told apart from
+    another by a few repeats.
+    """
+    from scipy import stats
+
+    groups = [[c["dev_accuracy"] for c in e["confirmed"]] for e in entries
+              if len(e.get("confirmed", [])) > 1]
+    k, n_total = len(groups), sum(len(g) for g in groups)
+    if k < 2:
+        return None
+    grand = statistics.fmean(x for g in groups for x in g)
+    ms_between = sum(len(g) * (statistics.fmean(g) - grand) ** 2 for g in groups) / (k - 1)
+    ms_within = sum((x - statistics.fmean(g)) ** 2 for g in groups for x in g) / (n_total - k)
+    n0 = (n_total - sum(len(g) ** 2 for g in groups) / n_total) / (k - 1)
+    ratio = ms_between / ms_within
+    upper = (ratio / stats.f.ppf(0.05, k - 1, n_total - k) - 1) / n0  # of sigma_b^2 / sigma_w^2
+    return {"strategies": k, "runs": n_total,
+            "confirmed_means_range": [min(map(statistics.fmean, groups)),
+                                      max(map(statistics.fmean, groups))],
+            "confirmed_means_sd": statistics.stdev(statistics.fmean(g) for g in groups),
+            "seed_sd": ms_within ** 0.5,
+            "seed_sd_of_a_3_seed_mean": (ms_within / 3) ** 0.5,
+            "between_sd": max(0.0, (ms_between - ms_within) / n0) ** 0.5,
+            "between_sd_upper_95": max(0.0, upper) ** 0.5 * ms_within ** 0.5,
+            "f_ratio": ratio, "p_value": float(stats.f.sf(ratio, k - 1, n_total - k))}
 
 
 def main() -> None:
@@ -187,8 +231,21 @@ def main() -> None:
     parser.add_argument("--restat", action="store_true",
                         help="only recompute the statistics of the runs in --name's JSON from "
                              "their study folders (no training)")
+    parser.add_argument("--pool", default=None, metavar="NAME,NAME",
+                        help="only pool the runs of these results files (no training) into "
+                             "--name's JSON: their repeats stay paired within each file")
     args = parser.parse_args()
     path = RESULTS / f"{args.name}.json"
+    if args.pool:
+        runs = []
+        for name in [n.strip() for n in args.pool.split(",") if n.strip()]:
+            for run in json.loads((RESULTS / f"{name}.json").read_text())["runs"]:
+                runs.append({**run, "repeat": f"{name}:{run['repeat']}"})
+        pooled = {"sources": args.pool, "runs": runs, "summary": _summary(runs),
+                  "note": "runs of several results files (different code versions): see each"}
+        save(args.name, pooled)
+        print(json.dumps(pooled["summary"], indent=2))
+        return
     if args.restat:
         from autoft.study import load_study
 
