@@ -22,6 +22,7 @@ against them (``benchmarks/curves_and_cost.py`` does the learning-curve check fr
     python benchmarks/search_vs_random.py --repeats 2           # the first 2 repeats ...
     python benchmarks/search_vs_random.py --resume              # ... and later the third
     python benchmarks/search_vs_random.py --budget 2m --repeats 1 --rows 300 --confirm-seeds 1
+    python benchmarks/search_vs_random.py --first-repeat 3 --name search_vs_random_v6  # new seeds
     python benchmarks/search_vs_random.py --restat --name search_vs_random_v5   # statistics only
     python benchmarks/search_vs_random.py --pool search_vs_random_v5,search_vs_random_v6 \
         --name search_vs_random_pooled                                  # several files' runs
@@ -219,6 +220,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", default="20m")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--first-repeat", type=int, default=0,
+                        help="number of the first repeat: repeat r uses sampler seeds r (autoft) "
+                             "and 1000 + r (random), so a rerun with the same numbers replays "
+                             "the same trials; give a new range for new draws")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--confirm-seeds", type=int, default=3)
     parser.add_argument("--top", type=int, default=3)
@@ -263,15 +268,16 @@ def main() -> None:
     sst2_train(args.rows, seed=0).to_csv(train, sep="\t", index=False)
     dev = SHARED_DATA / "sst2" / "dev.tsv"
     payload: dict[str, Any] = {"runs": []}
+    repeats = range(args.first_repeat, args.first_repeat + args.repeats)
     if args.resume and path.is_file():
         payload = json.loads(path.read_text())
     payload.update({
         "data": f"SST-2 train.tsv, {args.rows} rows sampled with seed 0; validation dev.tsv (872)",
-        "backbone": "all-MiniLM-L6-v2", "budget": args.budget, "repeats": args.repeats,
+        "backbone": "all-MiniLM-L6-v2", "budget": args.budget, "repeats": list(repeats),
         "confirm_seeds": args.confirm_seeds, "machine": machine(),
     })
     done = {(r["arm"], r["repeat"]) for r in payload["runs"]}
-    for repeat in range(args.repeats):  # interleaved: autoft, random, autoft, random, ...
+    for repeat in repeats:  # interleaved: autoft, random, autoft, random, ...
         for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
             if (arm, repeat) in done:
                 continue
