@@ -199,16 +199,16 @@ def _top_spread(entries: list[dict]) -> dict | None:
     k, n_total = len(groups), sum(len(g) for g in groups)
     if k < 2:
         return None
+    means = [statistics.fmean(g) for g in groups]
     grand = statistics.fmean(x for g in groups for x in g)
-    ms_between = sum(len(g) * (statistics.fmean(g) - grand) ** 2 for g in groups) / (k - 1)
-    ms_within = sum((x - statistics.fmean(g)) ** 2 for g in groups for x in g) / (n_total - k)
+    ms_between = sum(len(g) * (m - grand) ** 2 for g, m in zip(groups, means)) / (k - 1)
+    ms_within = sum((x - m) ** 2 for g, m in zip(groups, means) for x in g) / (n_total - k)
     n0 = (n_total - sum(len(g) ** 2 for g in groups) / n_total) / (k - 1)
     ratio = ms_between / ms_within
     upper = (ratio / stats.f.ppf(0.05, k - 1, n_total - k) - 1) / n0  # of sigma_b^2 / sigma_w^2
     return {"strategies": k, "runs": n_total,
-            "confirmed_means_range": [min(map(statistics.fmean, groups)),
-                                      max(map(statistics.fmean, groups))],
-            "confirmed_means_sd": statistics.stdev(statistics.fmean(g) for g in groups),
+            "confirmed_means_range": [min(means), max(means)],
+            "confirmed_means_sd": statistics.stdev(means),
             "seed_sd": ms_within ** 0.5,
             "seed_sd_of_a_3_seed_mean": (ms_within / 3) ** 0.5,
             "between_sd": max(0.0, (ms_between - ms_within) / n0) ** 0.5,
